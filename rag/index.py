@@ -1,0 +1,263 @@
+"""The persisted index: vectors, chunks, documents and a manifest, saved atomically.
+
+Layout of the index folder::
+
+    CURRENT              name of the live generation, replaced atomically
+    gen-00000007/        one complete, immutable snapshot
+        manifest.json    format, embedding model, splitter, documents, file checksums
+        vectors.faiss    faiss.write_index output
+        chunks.jsonl     one chunk per line (text and offsets)
+        documents.jsonl  one document per line (text, title, date, hash)
+
+A save writes a new generation in a temporary folder, renames it into place, then swaps
+CURRENT: a crash at any moment leaves the previous or the new snapshot, never a mix.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import hashlib
+import json
+import os
+import shutil
+import tempfile
+import time
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .schema import Chunk, Document, Passage
+from .store import VectorStore, store_class
+
+FORMAT_VERSION = 1
+CURRENT = "CURRENT"
+MANIFEST = "manifest.json"
+CHUNKS = "chunks.jsonl"
+DOCUMENTS = "documents.jsonl"
+
+
+class IndexMissing(Exception):
+    pass
+
+
+class IndexCorrupt(Exception):
+    """The files on disk are not a complete index; the message says which part is wrong."""
+
+
+class Index:
+    """Documents, their chunks and the chunk vectors, kept consistent with each other."""
+
+    def __init__(self, store: VectorStore, config: dict[str, Any]):
+        self.store = store
+        self.config = config
+        """What the vectors depend on (embedding model, splitter): a change means rebuild."""
+        self.documents: dict[str, Document] = {}
+        self.chunks: dict[int, Chunk] = {}
+        self._by_doc: dict[str, list[int]] = {}
+        self.next_id = 0
+        self.generation = 0
+
+    @classmethod
+    def create(cls, store_kind: str, dimension: int, config: dict[str, Any]) -> Index:
+        return cls(store_class(store_kind)(dimension), config)
+
+    # -- content --------------------------------------------------------------------------
+    def put(self, doc: Document, chunks: list[Chunk], vectors: np.ndarray) -> None:
+        """Add a document, replacing any earlier version with the same id."""
+        if len(chunks) != len(vectors):
+            raise ValueError("one vector per chunk expected")
+        self.delete(doc.id)
+        self.store.add(np.array([c.id for c in chunks], dtype=np.int64), vectors)
+        self.documents[doc.id] = doc
+        for c in chunks:
+            self.chunks[c.id] = c
+        self._by_doc[doc.id] = [c.id for c in chunks]
+        self.next_id = max([self.next_id] + [c.id + 1 for c in chunks])
+
+    def delete(self, doc_id: str) -> bool:
+        if doc_id not in self.documents:
+            return False
+        ids = self._by_doc.pop(doc_id, [])
+        self.store.remove(ids)
+        for cid in ids:
+            del self.chunks[cid]
+        del self.documents[doc_id]
+        return True
+
+    def chunk_count(self, doc_id: str) -> int:
+        return len(self._by_doc.get(doc_id, ()))
+
+    def search(self, vector: np.ndarray, k: int) -> list[Passage]:
+        scores, ids = self.store.search(vector, k)
+        return [self.passage(int(i), float(s)) for s, i in zip(scores[0], ids[0]) if i >= 0]
+
+    def passage(self, chunk_id: int, score: float) -> Passage:
+        c = self.chunks[chunk_id]
+        d = self.documents[c.doc_id]
+        return Passage(c.id, d.id, d.title, d.path, d.date, c.text, c.start, c.end, score)
+
+    # -- persistence ----------------------------------------------------------------------
+    def save(self, index_dir: Path) -> Path:
+        """Write a new generation and make it current; returns its folder."""
+        index_dir.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(prefix=".tmp-", dir=index_dir))
+        try:
+            self.store.save(tmp / self.store_filename)
+            _write_jsonl(tmp / CHUNKS, (c.to_dict() for c in self.chunks.values()))
+            _write_jsonl(tmp / DOCUMENTS, (d.to_dict() for d in self.documents.values()))
+            files = {name: _sha256(tmp / name) for name in (self.store_filename, CHUNKS, DOCUMENTS)}
+            manifest = {
+                "format_version": FORMAT_VERSION,
+                "store": self.store.kind,
+                "dimension": self.store.dimension,
+                "config": self.config,
+                "next_id": self.next_id,
+                "saved_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+                "documents": {
+                    d.id: {"hash": d.content_hash, "chunks": self.chunk_count(d.id)}
+                    for d in self.documents.values()
+                },
+                "files": files,
+            }
+            _write_bytes(tmp / MANIFEST, json.dumps(manifest, indent=1).encode())
+            for name in files:
+                _fsync(tmp / name)
+            _fsync(tmp)
+            generation = max(self.generation, _current_generation(index_dir)) + 1
+            while (index_dir / _gen_name(generation)).exists():
+                generation += 1
+            final = index_dir / _gen_name(generation)
+            os.rename(tmp, final)
+            _write_bytes(index_dir / (CURRENT + ".tmp"), _gen_name(generation).encode())
+            os.replace(index_dir / (CURRENT + ".tmp"), index_dir / CURRENT)
+            _fsync(index_dir)
+        except BaseException:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise
+        self.generation = generation
+        _remove_stale(index_dir, keep=final.name)
+        return final
+
+    @property
+    def store_filename(self) -> str:
+        return getattr(self.store, "filename", "vectors.bin")
+
+    @classmethod
+    def load(cls, index_dir: Path) -> Index:
+        pointer = index_dir / CURRENT
+        if not pointer.exists():
+            raise IndexMissing(f"no index in {index_dir}")
+        name = pointer.read_text().strip()
+        folder = index_dir / name
+        try:
+            manifest = json.loads((folder / MANIFEST).read_text())
+        except FileNotFoundError as exc:
+            raise IndexCorrupt(f"{folder} has no manifest") from exc
+        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+            raise IndexCorrupt(f"manifest in {folder} is unreadable ({exc})") from exc
+        if manifest.get("format_version") != FORMAT_VERSION:
+            raise IndexCorrupt(
+                f"index format {manifest.get('format_version')} is not {FORMAT_VERSION}"
+            )
+        for fname, digest in manifest.get("files", {}).items():
+            path = folder / fname
+            if not path.exists():
+                raise IndexCorrupt(f"{fname} is missing from {folder}")
+            if _sha256(path) != digest:
+                raise IndexCorrupt(f"{fname} in {folder} is damaged (checksum mismatch)")
+        try:
+            kind = manifest["store"]
+            store = store_class(kind).load(
+                folder / getattr(store_class(kind), "filename", "vectors.bin"),
+                int(manifest["dimension"]),
+            )
+            index = cls(store, manifest["config"])
+            for row in _read_jsonl(folder / DOCUMENTS):
+                index.documents[row["id"]] = Document(**row)
+            for row in _read_jsonl(folder / CHUNKS):
+                chunk = Chunk(**row)
+                index.chunks[chunk.id] = chunk
+                index._by_doc.setdefault(chunk.doc_id, []).append(chunk.id)
+            index.next_id = int(manifest["next_id"])
+        except (KeyError, TypeError, ValueError) as exc:
+            raise IndexCorrupt(f"index in {folder} is inconsistent ({exc})") from exc
+        if len(store) != len(index.chunks):
+            raise IndexCorrupt(f"{len(store)} vectors but {len(index.chunks)} chunks in {folder}")
+        index.generation = _parse_gen(name)
+        return index
+
+
+@contextlib.contextmanager
+def write_lock(index_dir: Path) -> Iterator[None]:
+    """One writer at a time across processes (the page and the command line, say)."""
+    index_dir.mkdir(parents=True, exist_ok=True)
+    with open(index_dir / ".lock", "a+") as fh:
+        fcntl.flock(fh, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)
+
+
+def _gen_name(n: int) -> str:
+    return f"gen-{n:08d}"
+
+
+def _parse_gen(name: str) -> int:
+    try:
+        return int(name.removeprefix("gen-"))
+    except ValueError:
+        return 0
+
+
+def _current_generation(index_dir: Path) -> int:
+    try:
+        return _parse_gen((index_dir / CURRENT).read_text().strip())
+    except OSError:
+        return 0
+
+
+def _remove_stale(index_dir: Path, keep: str) -> None:
+    for entry in index_dir.iterdir():
+        if entry.is_dir() and entry.name != keep and entry.name.startswith(("gen-", ".tmp-")):
+            shutil.rmtree(entry, ignore_errors=True)
+
+
+def _write_bytes(path: Path, data: bytes) -> None:
+    with open(path, "wb") as fh:
+        fh.write(data)
+        fh.flush()
+        os.fsync(fh.fileno())
+
+
+def _write_jsonl(path: Path, rows: Iterable[dict[str, Any]]) -> None:
+    with open(path, "w", encoding="utf-8") as fh:
+        for row in rows:
+            fh.write(json.dumps(row, ensure_ascii=False))
+            fh.write("\n")
+
+
+def _read_jsonl(path: Path) -> Iterator[dict[str, Any]]:
+    with open(path, encoding="utf-8") as fh:
+        for line in fh:
+            if line.strip():
+                yield json.loads(line)
+
+
+def _fsync(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()

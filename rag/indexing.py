@@ -1,0 +1,115 @@
+"""Keep an index in step with a document folder, embedding only what is new or changed."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from .chunk import Chunker
+from .embed import Embedder
+from .index import Index
+from .ingest import LoadError, discover, doc_id_for, load_file
+from .schema import Document, IndexReport, SkippedFile
+
+log = logging.getLogger(__name__)
+
+Progress = Callable[[int, int], None]
+"""Called as progress(done, total) while chunks are embedded."""
+
+
+class Indexer:
+    def __init__(self, embedder: Embedder, chunker: Chunker, store_kind: str = "faiss"):
+        self.embedder = embedder
+        self.chunker = chunker
+        self.store_kind = store_kind
+
+    def config(self) -> dict[str, Any]:
+        """Everything the stored vectors depend on; a difference forces a rebuild."""
+        return {
+            "embedding_model": self.embedder.model_id,
+            "dimension": self.embedder.dimension,
+            "splitter": self.chunker.settings(),
+            "store": self.store_kind,
+        }
+
+    def new_index(self) -> Index:
+        return Index.create(self.store_kind, self.embedder.dimension, self.config())
+
+    def rebuild_reason(self, index: Index) -> str | None:
+        old, new = index.config, self.config()
+        if old == new:
+            return None
+        changed = [key for key in new if old.get(key) != new[key]]
+        details = "; ".join(f"{key}: {old.get(key)!r} -> {new[key]!r}" for key in changed)
+        return f"index settings changed ({details})"
+
+    def run(
+        self, index: Index | None, root: Path, progress: Progress | None = None
+    ) -> tuple[Index, IndexReport]:
+        """Bring `index` (or a new one) in line with the files under `root`."""
+        report = IndexReport()
+        if index is not None:
+            report.rebuilt_because = self.rebuild_reason(index)
+            if report.rebuilt_because:
+                log.warning("%s: rebuilding the index", report.rebuilt_because)
+                index = None
+        index = index or self.new_index()
+
+        paths, report.skipped = discover(root)
+        present: set[str] = set()
+        to_embed: list[Document] = []
+        for path in paths:
+            doc_id = doc_id_for(root, path)
+            present.add(doc_id)
+            old = index.documents.get(doc_id)
+            if old is not None and _same_stat(old, path):
+                report.unchanged.append(doc_id)
+                continue
+            try:
+                doc = load_file(path, doc_id)
+            except LoadError as exc:
+                note = f"{exc}" + ("; kept the previously indexed version" if old else "")
+                report.skipped.append(SkippedFile(doc_id, note))
+                continue
+            if old is not None and old.content_hash == doc.content_hash:
+                old.size, old.mtime = doc.size, doc.mtime
+                report.unchanged.append(doc_id)
+                continue
+            (report.updated if old is not None else report.added).append(doc_id)
+            to_embed.append(doc)
+
+        for doc_id in [d for d in index.documents if d not in present]:
+            index.delete(doc_id)
+            report.removed.append(doc_id)
+
+        chunks = self.chunker.run(to_embed, first_id=index.next_id)
+        total = len(chunks)
+        done = 0
+
+        def step(n: int) -> None:
+            nonlocal done
+            done += n
+            if progress:
+                progress(done, total)
+
+        vectors = self.embedder.encode([c.text for c in chunks], progress=step)
+        report.chunks_embedded = total
+        by_doc: dict[str, list[int]] = {}
+        for row, chunk in enumerate(chunks):
+            by_doc.setdefault(chunk.doc_id, []).append(row)
+        for doc in to_embed:
+            rows = by_doc.get(doc.id, [])
+            index.put(doc, [chunks[r] for r in rows], vectors[rows])
+        for skipped in report.skipped:
+            log.warning("skipped %s: %s", skipped.path, skipped.reason)
+        return index, report
+
+
+def _same_stat(doc: Document, path: Path) -> bool:
+    try:
+        st = path.stat()
+    except OSError:
+        return False
+    return doc.size == st.st_size and doc.mtime == st.st_mtime

@@ -1,0 +1,117 @@
+"""The plain data passed between the pipeline's components."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+
+@dataclass
+class Document:
+    """One source file, as text. `text` is what chunk offsets point into."""
+
+    id: str
+    """Path relative to the document library, with forward slashes."""
+    title: str
+    path: str
+    text: str
+    date: str | None = None
+    """ISO date (YYYY-MM-DD) from a leading `date YYYY-MM-DD` header or front matter."""
+    content_hash: str = ""
+    """sha256 of the file's bytes: re-indexing skips documents whose hash is unchanged."""
+    size: int = 0
+    mtime: float = 0.0
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass
+class Chunk:
+    """A passage of a document; `text == document.text[start:end]`."""
+
+    id: int
+    doc_id: str
+    text: str
+    start: int
+    end: int
+    ordinal: int
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass
+class Passage:
+    """A retrieved chunk with its document's metadata and its score."""
+
+    chunk_id: int
+    doc_id: str
+    title: str
+    path: str
+    date: str | None
+    text: str
+    start: int
+    end: int
+    score: float
+    highlight: tuple[int, int] | None = None
+    """Offsets, inside `text`, of the sentence that supports the answer."""
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass
+class Answer:
+    question: str
+    text: str
+    sources: list[Passage] = field(default_factory=list)
+    """Passages in citation order: marker [n] refers to sources[n-1]."""
+    refused: bool = False
+    """True when the documents do not hold the answer."""
+    method: str = ""
+    """How the text was made: `generated`, `extractive` (fallback) or `refusal`."""
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "question": self.question,
+            "answer": self.text,
+            "refused": self.refused,
+            "method": self.method,
+            "sources": [s.to_dict() for s in self.sources],
+        }
+
+
+@dataclass
+class SkippedFile:
+    path: str
+    reason: str
+
+
+@dataclass
+class IndexReport:
+    """What a (re)index did, for progress messages and tests."""
+
+    added: list[str] = field(default_factory=list)
+    updated: list[str] = field(default_factory=list)
+    removed: list[str] = field(default_factory=list)
+    unchanged: list[str] = field(default_factory=list)
+    skipped: list[SkippedFile] = field(default_factory=list)
+    chunks_embedded: int = 0
+    rebuilt_because: str | None = None
+
+    @property
+    def changed(self) -> bool:
+        return bool(self.added or self.updated or self.removed or self.rebuilt_because)
+
+    def summary(self) -> str:
+        parts = [
+            f"{len(self.added)} added",
+            f"{len(self.updated)} updated",
+            f"{len(self.removed)} removed",
+            f"{len(self.unchanged)} unchanged",
+            f"{self.chunks_embedded} chunks embedded",
+        ]
+        if self.skipped:
+            parts.append(f"{len(self.skipped)} skipped")
+        return ", ".join(parts)

@@ -1,0 +1,127 @@
+"""The assistant keeps its index in step with the library folder, and never loses it."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+from rag import Assistant
+
+
+def test_builds_index_on_first_use(fresh: Assistant):
+    assert not (fresh.settings.index_dir / "CURRENT").exists()
+    docs = fresh.documents()
+    assert [d.id for d in docs] == ["2022-02-04-xi-putin-meeting.txt"]
+    assert docs[0].date == "2022-02-04" and docs[0].chunks >= 2
+    assert (fresh.settings.index_dir / "CURRENT").exists()
+
+
+def test_chunks_fit_the_model_and_keep_offsets(fresh: Assistant):
+    index = fresh.index_data
+    tokenizer = fresh.embedder.tokenizer
+    for chunk in index.chunks.values():
+        doc = index.documents[chunk.doc_id]
+        assert doc.text[chunk.start:chunk.end] == chunk.text
+        n_tokens = len(tokenizer(chunk.text, add_special_tokens=False)["input_ids"])
+        assert n_tokens <= fresh.settings.chunk_size < fresh.embedder.max_tokens
+    ordered = sorted(index.chunks.values(), key=lambda c: c.ordinal)
+    assert ordered[0].start == 0 and ordered[-1].end == len(index.documents[ordered[0].doc_id].text)
+    # consecutive chunks overlap or are separated by whitespace only: no text is lost
+    text = index.documents[ordered[0].doc_id].text
+    for a, b in zip(ordered, ordered[1:]):
+        assert b.start <= a.end or not text[a.end:b.start].strip()
+
+
+def test_reindex_touches_only_the_changed_document(fresh: Assistant):
+    fresh.refresh()
+    corpus = fresh.settings.corpus_dir
+    (corpus / "harbor.txt").write_text("The harbor of Port Elm opened in 1907. " * 3)
+    (corpus / "bakery.md").write_text("# Bakery\n\nThe bakery on Main Street sells rye bread.")
+    first = fresh.refresh()
+    assert sorted(first.added) == ["bakery.md", "harbor.txt"]
+    seed_chunks = {cid for cid, c in fresh.index_data.chunks.items() if c.doc_id.endswith("meeting.txt")}
+
+    (corpus / "harbor.txt").write_text("The harbor of Port Elm closed in 1999.")
+    (corpus / "bakery.md").touch()  # new mtime, same bytes: hashed, not re-embedded
+    report = fresh.refresh()
+    assert report.updated == ["harbor.txt"]
+    assert report.added == [] and report.removed == []
+    assert report.chunks_embedded == 1
+    assert sorted(report.unchanged) == ["2022-02-04-xi-putin-meeting.txt", "bakery.md"]
+    index = fresh.index_data
+    assert seed_chunks <= set(index.chunks)  # untouched documents keep their chunks
+
+    (corpus / "bakery.md").unlink()
+    report = fresh.refresh()
+    assert report.removed == ["bakery.md"] and report.chunks_embedded == 0
+    assert "bakery.md" not in {d.id for d in fresh.documents()}
+    assert fresh.search("When did the harbor close?")[0].doc_id == "harbor.txt"
+
+
+def test_index_survives_a_restart_without_re_embedding(fresh: Assistant):
+    fresh.documents()
+    again = Assistant(fresh.settings)
+    again.__dict__["embedder"] = fresh.embedder
+    assert again.refresh().chunks_embedded == 0
+
+
+def test_changed_splitter_setting_rebuilds_with_a_message(fresh: Assistant, caplog):
+    fresh.documents()
+    other = Assistant(fresh.settings.replace(chunk_size=120))
+    other.__dict__["embedder"] = fresh.embedder
+    with caplog.at_level(logging.WARNING, logger="rag"):
+        report = other.refresh()
+    assert report.rebuilt_because and "splitter" in report.rebuilt_because
+    assert "rebuilding" in caplog.text
+    assert report.chunks_embedded >= 3
+
+
+def test_damaged_index_is_rebuilt_from_the_library(fresh: Assistant, caplog):
+    fresh.documents()
+    gen = fresh.settings.index_dir / (fresh.settings.index_dir / "CURRENT").read_text()
+    data = (gen / "vectors.faiss").read_bytes()
+    (gen / "vectors.faiss").write_bytes(data[:100])
+    again = Assistant(fresh.settings)
+    again.__dict__["embedder"] = fresh.embedder
+    with caplog.at_level(logging.WARNING, logger="rag"):
+        docs = again.documents()
+    assert "damaged" in caplog.text
+    assert [d.id for d in docs] == ["2022-02-04-xi-putin-meeting.txt"]
+
+
+def test_add_reports_bad_files_and_keeps_the_rest(fresh: Assistant, tmp_path: Path):
+    before = {d.id for d in fresh.documents()}
+    (tmp_path / "good.txt").write_text("Ada Lovelace wrote the first published algorithm in 1843.")
+    (tmp_path / "empty.txt").write_text("")
+    (tmp_path / "data.bin").write_bytes(b"\x00\x01\x02")
+    (tmp_path / "latin.md").write_bytes(b"\xe9t\xe9 \xe0 Paris")
+    report = fresh.add([tmp_path / n for n in ("good.txt", "empty.txt", "data.bin", "latin.md")])
+    assert report.added == ["good.txt"]
+    assert sorted(s.path for s in report.skipped) == ["data.bin", "empty.txt", "latin.md"]
+    after = {d.id for d in fresh.documents()}
+    assert after == before | {"good.txt"}
+    assert not (fresh.settings.corpus_dir / "empty.txt").exists()
+    assert fresh.remove("good.txt") and not fresh.remove("good.txt")
+    assert {d.id for d in fresh.documents()} == before
+
+
+def test_unreadable_file_in_library_is_reported_not_dropped(fresh: Assistant):
+    corpus = fresh.settings.corpus_dir
+    (corpus / "notes.txt").write_text("The committee meets on Tuesdays.")
+    fresh.refresh()
+    (corpus / "notes.txt").write_bytes(b"\x00\x00 now binary")
+    report = fresh.refresh()
+    assert [s.path for s in report.skipped] == ["notes.txt"]
+    assert "kept the previously indexed version" in report.skipped[0].reason
+    assert "notes.txt" in {d.id for d in fresh.documents()}
+
+
+def test_upload_names_are_sanitised(fresh: Assistant, tmp_path: Path):
+    from rag.assistant import safe_filename
+
+    assert safe_filename("../../etc/passwd.txt") == "passwd.txt"
+    assert safe_filename("/abs/path/report.md") == "report.md"
+    assert safe_filename("a\x00b\x1fc.txt") == "abc.txt"
+    assert safe_filename(".hidden.txt") == "hidden.txt"
+    long = safe_filename("x" * 500 + ".txt")
+    assert long.endswith(".txt") and len(long) <= 160
