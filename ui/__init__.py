@@ -1,0 +1,1 @@
+"""The Gradio web page over `rag.Assistant` (started by `rag serve`)."""
