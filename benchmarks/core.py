@@ -1,0 +1,183 @@
+"""Core figures: cold start of `rag ask`, answer latency over the seed question set, and
+indexing throughput against raw `SentenceTransformer.encode` on the same chunks, same run.
+
+    python benchmarks/core.py                                  # seed set + 300 SciFact abstracts
+    python benchmarks/core.py --scifact ../shared/datasets/scifact --docs 500 --readme
+
+Timings are medians of repeated runs (the machine is shared and noisy); throughput is
+compared as a ratio measured in one process.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
+os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+
+def pct(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
+
+
+def cold_start(corpus: Path, index: Path, runs: int) -> list[float]:
+    env = dict(os.environ, RAG_CORPUS_DIR=str(corpus), RAG_INDEX_DIR=str(index))
+    times = []
+    for _ in range(runs):
+        t = time.perf_counter()
+        out = subprocess.run(
+            [sys.executable, "-m", "rag.cli", "ask", "Why did Putin travel to Beijing?"],
+            capture_output=True,
+            text=True,
+            env=env,
+            cwd=ROOT,
+        )
+        times.append(time.perf_counter() - t)
+        if out.returncode != 0 or "Olympics" not in out.stdout:
+            raise SystemExit(f"rag ask failed: {out.stdout}\n{out.stderr}")
+    return times
+
+
+def answer_latency(assistant, questions: list[dict], rounds: int) -> tuple[list[float], int, int]:
+    times, right, refused_ok = [], 0, 0
+    assistant.ask(questions[0]["q"])  # warm-up: models loaded, index read
+    for r in range(rounds):
+        for item in questions:
+            t = time.perf_counter()
+            answer = assistant.ask(item["q"])
+            times.append(time.perf_counter() - t)
+            if r == 0 and item["expect"]:
+                right += any(e.lower() in answer.text.lower() for e in item["expect"])
+            elif r == 0:
+                refused_ok += answer.refused
+    return times, right, refused_ok
+
+
+def throughput(scifact: Path, n_docs: int, threads: int) -> dict[str, float]:
+    from rag import Assistant, Settings
+
+    work = Path(tempfile.mkdtemp(prefix="rag-bench-"))
+    corpus = work / "corpus"
+    corpus.mkdir()
+    with open(scifact / "corpus.jsonl") as fh:
+        for i, line in enumerate(fh):
+            if i >= n_docs:
+                break
+            row = json.loads(line)
+            name = re.sub(r"\W+", "_", row["_id"])
+            (corpus / f"{name}.txt").write_text(f"{row['title']}\n\n{row['text']}")
+    assistant = Assistant(
+        Settings.from_env(
+            corpus_dir=corpus, index_dir=work / "index", generator="extractive", threads=threads
+        )
+    )
+    embedder = assistant.embedder
+    t = time.perf_counter()
+    report = assistant.refresh()
+    pipeline_s = time.perf_counter() - t
+    texts = [c.text for c in assistant.index_data.chunks.values()]
+    model = embedder._model
+    t = time.perf_counter()
+    model.encode(texts, batch_size=embedder.batch_size, normalize_embeddings=True)
+    raw_s = time.perf_counter() - t
+    return {
+        "docs": n_docs,
+        "chunks": report.chunks_embedded,
+        "pipeline_chunks_per_s": report.chunks_embedded / pipeline_s,
+        "encode_chunks_per_s": len(texts) / raw_s,
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--questions", type=Path, default=ROOT / "benchmarks" / "seed_questions.json")
+    parser.add_argument("--scifact", type=Path, default=ROOT.parent / "shared" / "datasets" / "scifact")
+    parser.add_argument("--docs", type=int, default=300, help="SciFact abstracts to index")
+    parser.add_argument("--cold-runs", type=int, default=3)
+    parser.add_argument("--rounds", type=int, default=3, help="passes over the question set")
+    parser.add_argument("--threads", type=int, default=os.cpu_count() or 1)
+    parser.add_argument("--readme", action="store_true", help="write the table into README.md")
+    args = parser.parse_args()
+
+    import shutil
+
+    from rag import Assistant, Settings
+
+    work = Path(tempfile.mkdtemp(prefix="rag-bench-"))
+    corpus = work / "seeds"
+    shutil.copytree(ROOT / "seeds", corpus)
+    settings = Settings.from_env(corpus_dir=corpus, index_dir=work / "index", threads=args.threads)
+    assistant = Assistant(settings)
+    assistant.refresh()
+    questions = json.loads(args.questions.read_text())["questions"]
+
+    cold = cold_start(corpus, work / "index", args.cold_runs)
+    lat, right, refused = answer_latency(assistant, questions, args.rounds)
+    n_ans = sum(1 for q in questions if q["expect"])
+    rows = [
+        (
+            "`rag ask` cold start (new process, index built, models cached)",
+            f"median {statistics.median(cold):.2f} s over {len(cold)} runs",
+            "≤ 5 s",
+        ),
+        (
+            f"answer latency, {len(questions)} seed questions × {args.rounds}",
+            f"p50 {pct(lat, 0.5):.2f} s, p95 {pct(lat, 0.95):.2f} s",
+            "p50 ≤ 1 s",
+        ),
+        (
+            "seed set quality",
+            f"{right}/{n_ans} answered right, {refused}/{len(questions) - n_ans} refused",
+            "",
+        ),
+    ]
+    if args.scifact.exists():
+        tp = throughput(args.scifact, args.docs, args.threads)
+        ratio = tp["pipeline_chunks_per_s"] / tp["encode_chunks_per_s"]
+        rows.append(
+            (
+                f"indexing throughput, {tp['docs']} SciFact abstracts → {tp['chunks']} chunks",
+                f"{tp['pipeline_chunks_per_s']:.1f} chunks/s files→saved index; raw encode "
+                f"{tp['encode_chunks_per_s']:.1f} chunks/s (ratio {ratio:.2f})",
+                "",
+            )
+        )
+    table = ["| measure | result | target |", "|---|---|---|"]
+    table += [f"| {a} | {b} | {c} |" for a, b, c in rows]
+    cmd = "python benchmarks/core.py " + " ".join(sys.argv[1:])
+    text = (
+        "\n".join(table)
+        + f"\n\nMeasured {time.strftime('%Y-%m-%d')} on this 2-core machine, {args.threads} threads,"
+        + f" with `{cmd.strip()}`."
+    )
+    print(text)
+    if args.readme:
+        readme = ROOT / "README.md"
+        content = readme.read_text()
+        new = re.sub(
+            r"(<!-- bench:core -->\n).*?(\n<!-- /bench:core -->)",
+            lambda m: m.group(1) + text + m.group(2),
+            content,
+            flags=re.DOTALL,
+        )
+        readme.write_text(new)
+
+
+if __name__ == "__main__":
+    main()
