@@ -41,12 +41,13 @@ def test_cli_errors_are_sentences_not_tracebacks(settings_factory, tmp_path: Pat
     out = _run(["ask", "  "], settings)
     assert out.returncode == 2 and "Please type a question" in out.stderr
     assert "Traceback" not in out.stderr
+    assert _run(["index", "--quiet"], settings).returncode == 0
     (tmp_path / "bad.pdf").write_bytes(b"%PDF-1.4 nonsense")
     (tmp_path / "good.md").write_text("The observatory opened to visitors in 2019.")
     out = _run(["index", "--quiet", str(tmp_path / "bad.pdf"), str(tmp_path / "good.md")], settings)
     assert out.returncode == 0, out.stderr
     assert "skipped bad.pdf: not a readable PDF" in out.stderr
-    assert "1 added" in out.stdout
+    assert "1 added" in out.stdout and "1 unchanged" in out.stdout
     out = _run(["list"], settings)
     assert "good.md" in out.stdout and "2022-02-04-xi-putin-meeting.txt" in out.stdout
     out = _run(["remove", "nope.txt"], settings)
