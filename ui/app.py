@@ -100,7 +100,12 @@ class Service:
         return [[d["id"], d["title"], d["date"] or "", d["chunks"]] for d in self.documents()]
 
     def add(self, paths: list[str], progress: Any = None):
+        from rag.assistant import safe_filename
+
         report = self.assistant.add([Path(p) for p in paths], progress=progress)
+        # report only on the files given, not on other unreadable files in the library
+        given = {Path(p).name for p in paths} | {safe_filename(Path(p).name) for p in paths}
+        report.skipped = [s for s in report.skipped if Path(s.path).name in given]
         for path in paths:  # the upload copies are not needed once in the library
             _discard_upload(Path(path))
         return report
@@ -474,13 +479,17 @@ def launch(assistant: Any, host: str = "127.0.0.1", port: int = 7860,
 def serve(assistant: Any, host: str = "127.0.0.1", port: int = 7860,
           auth: tuple[str, str] | None = None) -> None:
     """Serve the page until interrupted (`rag serve`)."""
-    log.info("starting the page on http://%s:%s%s", host, port,
-             " (login required)" if auth else "")
     if host not in ("127.0.0.1", "localhost", "::1") and not auth:
         log.warning("binding to %s without --auth: anyone who can reach this machine can use "
                     "and change the document library", host)
-    demo = launch(assistant, host, port, auth)
-    demo.close()
+    demo = launch(assistant, host, port, auth, prevent_thread_lock=True, quiet=True)
+    shown = f"[{host}]" if ":" in host else host
+    login = ", login required" if auth else ""
+    print(f"The page is on http://{shown}:{port}/ (Ctrl+C to stop{login})", flush=True)
+    try:
+        demo.block_thread()
+    finally:
+        demo.close()
 
 
 def clear_temp(settings: Any) -> None:

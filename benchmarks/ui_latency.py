@@ -1,0 +1,144 @@
+"""Latency of the web page's API: time to the first streamed token and to the full answer,
+measured with gradio_client against the real server (the same /ask endpoint the docs show).
+
+    python benchmarks/ui_latency.py                          # seed questions, 3 runs
+    python benchmarks/ui_latency.py --runs 5 --questions benchmarks/seed_questions.json
+    python benchmarks/ui_latency.py --url http://127.0.0.1:7860/   # a running `rag serve`
+
+Without --url a server is started in this process on a free loopback port, over a temporary
+copy of the questions' corpus, and stopped at the end. Times are p50/p95 over every question
+of every run after one warm-up question. Targets: first token <= 0.5 s, full answer <= 1.5 s.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import socket
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+for _name, _value in {"HF_HUB_OFFLINE": "1", "HF_HUB_DISABLE_TELEMETRY": "1",
+                      "GRADIO_ANALYTICS_ENABLED": "False", "TRANSFORMERS_VERBOSITY": "error"
+                      }.items():
+    os.environ.setdefault(_name, _value)
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+TARGET_FIRST = 0.5
+TARGET_FULL = 1.5
+
+
+def pct(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def timed_ask(client, question: str, k: int) -> tuple[float, float, dict]:
+    """(seconds to the first non-empty streamed text, seconds to the final answer, final)."""
+    start = time.perf_counter()
+    first = None
+    final: dict = {}
+    job = client.submit(question, k, [], api_name="/ask")
+    for update in job:
+        if first is None and isinstance(update, dict) and update.get("answer"):
+            first = time.perf_counter() - start
+        if isinstance(update, dict) and update.get("done"):
+            final = update
+    full = time.perf_counter() - start
+    if not final:
+        outputs = job.outputs()
+        final = outputs[-1] if outputs else {}
+    return (first if first is not None else full), full, final
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--questions", type=Path, default=ROOT / "benchmarks/seed_questions.json")
+    parser.add_argument("--runs", type=int, default=3, help="passes over the question set")
+    parser.add_argument("-k", type=int, default=4, help="passages per question")
+    parser.add_argument("--url", help="measure a running server instead of starting one")
+    parser.add_argument("--auth", metavar="USER:PASSWORD", help="login for --url")
+    parser.add_argument("--json", action="store_true", help="print the figures as JSON")
+    args = parser.parse_args(argv)
+
+    spec = json.loads(args.questions.read_text(encoding="utf-8"))
+    questions = [item["q"] for item in spec["questions"]]
+
+    from gradio_client import Client
+
+    demo = None
+    workdir = None
+    if args.url:
+        url = args.url
+    else:
+        from rag import Settings
+        from rag.assistant import Assistant
+        from ui.app import launch
+
+        corpus = (args.questions.parent / spec.get("corpus", "../seeds")).resolve()
+        if not corpus.is_dir():
+            corpus = ROOT / spec.get("corpus", "seeds")
+        workdir = Path(tempfile.mkdtemp(prefix="rag-ui-bench-"))
+        shutil.copytree(corpus, workdir / "library")
+        os.environ["GRADIO_TEMP_DIR"] = str(workdir / "gradio")
+        settings = Settings.from_env(corpus_dir=workdir / "library", index_dir=workdir / "index")
+        assistant = Assistant(settings)
+        port = free_port()
+        demo = launch(assistant, "127.0.0.1", port, prevent_thread_lock=True, quiet=True)
+        url = f"http://127.0.0.1:{port}/"
+    try:
+        auth = tuple(args.auth.split(":", 1)) if args.auth else None
+        client = Client(url, auth=auth, verbose=False)
+        timed_ask(client, questions[0], args.k)  # warm-up
+        firsts, fulls, refused = [], [], 0
+        for _ in range(args.runs):
+            for question in questions:
+                first, full, final = timed_ask(client, question, args.k)
+                firsts.append(first)
+                fulls.append(full)
+                refused += bool(final.get("refused"))
+        figures = {
+            "url": url,
+            "questions": len(questions),
+            "runs": args.runs,
+            "answers": len(fulls),
+            "refused": refused,
+            "first_token_p50": pct(firsts, 0.5),
+            "first_token_p95": pct(firsts, 0.95),
+            "full_answer_p50": pct(fulls, 0.5),
+            "full_answer_p95": pct(fulls, 0.95),
+        }
+    finally:
+        if demo is not None:
+            demo.close()
+        if workdir is not None:
+            shutil.rmtree(workdir, ignore_errors=True)
+
+    if args.json:
+        print(json.dumps(figures, indent=2))
+        return 0
+    print(f"{figures['answers']} answers ({figures['questions']} questions x {args.runs} runs, "
+          f"k={args.k}) through {url} /ask")
+    for label, key, target in [("first streamed token", "first_token", TARGET_FIRST),
+                               ("full answer", "full_answer", TARGET_FULL)]:
+        p50, p95 = figures[f"{key}_p50"], figures[f"{key}_p95"]
+        verdict = "meets" if p95 <= target else ("p50 meets" if p50 <= target else "misses")
+        print(f"  {label:<21} p50 {p50:.3f} s   p95 {p95:.3f} s   "
+              f"(target <= {target} s: {verdict})")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
