@@ -16,9 +16,21 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from .reader import content_words
-
 log = logging.getLogger(__name__)
+
+_STOP_WORDS = """a an the of to in on at for from by with and or but is are was were be been being it its
+    this that these those as he she they them his her hers their theirs we our you your i me my
+    not no do does did done has have had will would can could should may might shall than then
+    there here what which who whom whose when where why how all any both each few more most other
+    some such only own same so too very s t just also into about over after before between under
+    again further once said says say tell please else"""
+_STOP = frozenset(_STOP_WORDS.split())
+
+
+def content_words(text: str) -> list[str]:
+    """The words that carry meaning (no stop words or pronouns), lower-cased."""
+    return [w for w in re.findall(r"[a-z0-9]+(?:['’][a-z]+)?", text.lower()) if w not in _STOP]
+
 
 # Words that point back into the conversation.
 _PERSON = {"he", "she", "him", "his", "her", "hers", "himself", "herself"}

@@ -60,10 +60,12 @@ def browser_page(server):
             browser.close()
 
 
-def ask(page, question: str, turn: int) -> str:
-    """Type a question, wait for its final answer; return the last bot message's text."""
-    page.fill("#rag-question textarea", question)
-    page.keyboard.press("Enter")
+def ask(page, question: str | None, turn: int) -> str:
+    """Type a question (None: it was asked already), wait for its final answer; return the
+    last bot message's text."""
+    if question is not None:
+        page.fill("#rag-question textarea", question)
+        page.keyboard.press("Enter")
     page.wait_for_selector(f'#rag-sources [data-turn="{turn}"]')
     return page.locator("#rag-chat .message-row.bot-row").last.inner_text()
 
@@ -74,9 +76,10 @@ def test_empty_page_offers_example_questions(browser_page):
     assert "Sources of the latest answer appear here" in page.inner_text("#rag-sources")
 
 
-def test_answer_with_citation_and_sources(browser_page):
+def test_example_question_is_answered_with_citation_and_sources(browser_page):
     page, _ = browser_page
-    answer = ask(page, PUTIN, turn=1)
+    page.get_by_text(PUTIN).first.click()  # an example question on the empty page
+    answer = ask(page, None, turn=1)
     assert "olympics" in answer.lower()
     assert "[1]" in answer
     card = page.locator("#source-1")
@@ -143,6 +146,22 @@ def test_upload_ask_and_remove_a_document(browser_page, tmp_path):
     page.wait_for_function("document.querySelector('#rag-doc-status').innerText.includes('Removed')")
     page.wait_for_function("!document.querySelector('#rag-docs').innerText.includes('harbour')")
     assert "2022-02-04-xi-putin-meeting.txt" in page.inner_text("#rag-docs")
+
+
+def test_errors_are_friendly_messages(browser_page, server, monkeypatch):
+    page, _ = browser_page
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("index exploded")
+
+    monkeypatch.setattr(server[0], "stream", broken, raising=False)
+    page.get_by_role("tab", name="Ask").click()
+    page.fill("#rag-question textarea", "Why did Xi meet Putin?")
+    page.keyboard.press("Enter")
+    page.wait_for_function(
+        "document.querySelector('#rag-chat').innerText.includes('something went wrong')")
+    assert "exploded" not in page.inner_text("body")
+    assert "Traceback" not in page.content()
 
 
 def test_nothing_is_fetched_from_outside(browser_page, server):

@@ -122,6 +122,16 @@ def test_empty_question_gets_a_sentence_not_a_traceback(client):
     assert "Traceback" not in str(final)
 
 
+def test_failures_are_friendly_messages(client, server, monkeypatch):
+    def broken(*args, **kwargs):
+        raise RuntimeError("index exploded")
+
+    monkeypatch.setattr(server[0], "stream", broken, raising=False)
+    _, final = ask(client, PUTIN)
+    assert final["error"].startswith("Sorry, something went wrong")
+    assert "exploded" not in str(final) and "Traceback" not in str(final)
+
+
 def test_documents_and_document_text(client):
     docs = client.predict(api_name="/documents")
     assert [d["id"] for d in docs] == ["2022-02-04-xi-putin-meeting.txt"]
