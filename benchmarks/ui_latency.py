@@ -63,6 +63,18 @@ def timed_ask(client, question: str, k: int) -> tuple[float, float, dict]:
     return (first if first is not None else full), full, final
 
 
+def timed_direct(assistant, question: str, k: int) -> tuple[float, float]:
+    """The same measure on `assistant.stream` in this process: what the page adds is the
+    difference."""
+    start = time.perf_counter()
+    first = None
+    for item in assistant.stream(question, k):
+        if first is None and isinstance(item, str) and item:
+            first = time.perf_counter() - start
+    full = time.perf_counter() - start
+    return (first if first is not None else full), full
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--questions", type=Path, default=ROOT / "benchmarks/seed_questions.json")
@@ -71,6 +83,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--url", help="measure a running server instead of starting one")
     parser.add_argument("--auth", metavar="USER:PASSWORD", help="login for --url")
     parser.add_argument("--json", action="store_true", help="print the figures as JSON")
+    parser.add_argument("--direct", action="store_true",
+                        help="also time assistant.stream() in-process, alternating with the "
+                        "API calls, to show what the page adds")
     args = parser.parse_args(argv)
 
     spec = json.loads(args.questions.read_text(encoding="utf-8"))
@@ -103,12 +118,18 @@ def main(argv: list[str] | None = None) -> int:
         client = Client(url, auth=auth, verbose=False)
         timed_ask(client, questions[0], args.k)  # warm-up
         firsts, fulls, refused = [], [], 0
+        direct_firsts: list[float] = []
+        direct_fulls: list[float] = []
         for _ in range(args.runs):
             for question in questions:
                 first, full, final = timed_ask(client, question, args.k)
                 firsts.append(first)
                 fulls.append(full)
                 refused += bool(final.get("refused"))
+                if args.direct and demo is not None:
+                    first, full = timed_direct(assistant, question, args.k)
+                    direct_firsts.append(first)
+                    direct_fulls.append(full)
         figures = {
             "url": url,
             "questions": len(questions),
@@ -120,6 +141,11 @@ def main(argv: list[str] | None = None) -> int:
             "full_answer_p50": pct(fulls, 0.5),
             "full_answer_p95": pct(fulls, 0.95),
         }
+        if direct_fulls:
+            figures.update(direct_first_token_p50=pct(direct_firsts, 0.5),
+                           direct_first_token_p95=pct(direct_firsts, 0.95),
+                           direct_full_answer_p50=pct(direct_fulls, 0.5),
+                           direct_full_answer_p95=pct(direct_fulls, 0.95))
     finally:
         if demo is not None:
             demo.close()
@@ -137,6 +163,9 @@ def main(argv: list[str] | None = None) -> int:
         verdict = "meets" if p95 <= target else ("p50 meets" if p50 <= target else "misses")
         print(f"  {label:<21} p50 {p50:.3f} s   p95 {p95:.3f} s   "
               f"(target <= {target} s: {verdict})")
+        if f"direct_{key}_p50" in figures:
+            print(f"    {'in-process, no page':<19} p50 {figures[f'direct_{key}_p50']:.3f} s   "
+                  f"p95 {figures[f'direct_{key}_p95']:.3f} s")
     return 0
 
 

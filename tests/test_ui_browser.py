@@ -95,7 +95,7 @@ def test_example_question_is_answered_with_citation_and_sources(browser_page):
     # the whole document can be opened
     page.click("#rag-open")
     page.wait_for_function(
-        "document.querySelector('#rag-source-text textarea').value.includes('Winter Olympics')")
+        "document.querySelector('#rag-source-text textarea')?.value?.includes('Winter Olympics')")
     shot = os.environ.get("UI_SCREENSHOT")
     if shot:
         page.locator("#source-1").scroll_into_view_if_needed()
@@ -140,8 +140,12 @@ def test_upload_ask_and_remove_a_document(browser_page, tmp_path):
     assert "harbour-notes.md" in page.inner_text("#rag-sources .rag-cited")
 
     page.get_by_role("tab", name="Documents").click()
-    page.click("#rag-doc-pick input")
-    page.get_by_role("option", name="harbour-notes.md").click()
+    page.locator("#rag-docs").get_by_text("harbour-notes.md").first.click()  # picks the row
+    page.wait_for_function(
+        "document.querySelector('#rag-doc-pick input')?.value === 'harbour-notes.md'")
+    page.click("#rag-doc-open")
+    page.wait_for_function(
+        "document.querySelector('#rag-doc-text textarea')?.value?.includes('Port Verity')")
     page.click("#rag-doc-remove")
     page.wait_for_function("document.querySelector('#rag-doc-status').innerText.includes('Removed')")
     page.wait_for_function("!document.querySelector('#rag-docs').innerText.includes('harbour')")

@@ -220,7 +220,8 @@ def build(assistant: Any):
         return value.get("text", "") if isinstance(value, dict) else str(value or "")
 
     def on_clear():
-        return [], "", [], render.SOURCES_EMPTY, gr.update(choices=[], value=None), ""
+        return ([], "", [], render.SOURCES_EMPTY, gr.update(choices=[], value=None),
+                gr.update(value="", visible=False))
 
     def on_open(doc_id: str | None):
         if not doc_id:
@@ -281,7 +282,11 @@ def build(assistant: Any):
             log.exception("removing %r failed", doc_id)
             message = "The document could not be removed; see the server log."
         table, choices = on_load()
-        return message, table, choices, ""
+        return message, table, choices, gr.update(value="", visible=False)
+
+    def on_row(evt: gr.SelectData) -> Any:
+        row = evt.row_value if isinstance(evt.row_value, list) else None
+        return row[0] if row else gr.skip()
 
     # -- API-only endpoints ----------------------------------------------------------------
     def ask(question: str, k: int = settings.top_k,
@@ -375,7 +380,7 @@ def build(assistant: Any):
                                              scale=1, size="sm")
                     source_text = gr.Textbox(label="Document", lines=10, max_lines=20,
                                              interactive=False, elem_id="rag-source-text",
-                                             buttons=["copy"])
+                                             buttons=["copy"], visible=False)
             with gr.Tab("Documents", id="documents"):
                 gr.Markdown("Add .txt, .md, .html or .pdf files (several at once): they are "
                             "copied into the library and indexed. Files that cannot be read "
@@ -397,7 +402,7 @@ def build(assistant: Any):
                 doc_status = gr.Markdown(elem_id="rag-doc-status")
                 doc_text = gr.Textbox(label="Document", lines=12, max_lines=30,
                                       interactive=False, elem_id="rag-doc-text",
-                                      buttons=["copy"])
+                                      buttons=["copy"], visible=False)
 
         chat_io = dict(inputs=[question, chatbot, turns_state, k],
                        outputs=[chatbot, question, turns_state, sources, source_doc],
@@ -414,6 +419,7 @@ def build(assistant: Any):
                                        source_text], api_visibility="private", queue=False)
         open_btn.click(on_open, source_doc, source_text, api_visibility="private")
         view_btn.click(on_open, doc_pick, doc_text, api_visibility="private")
+        docs_table.select(on_row, None, doc_pick, api_visibility="private", queue=False)
         library = dict(concurrency_id="library", concurrency_limit=1, api_visibility="private")
         upload.upload(on_upload, upload, [upload_status, docs_table, doc_pick, upload],
                       show_progress_on=[upload_status], **library)
