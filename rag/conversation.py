@@ -168,7 +168,7 @@ def _stem(word: str) -> str:
 class QuestionRewriter:
     """History + follow-up -> standalone question. `generator` may be None (rules only)."""
 
-    def __init__(self, generator: Any | None = None, max_new_tokens: int = 32,
+    def __init__(self, generator: Any | None = None, max_new_tokens: int = 24,
                  max_words: int = 40):
         self.generator = generator
         self.max_new_tokens = max_new_tokens

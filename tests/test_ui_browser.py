@@ -166,6 +166,10 @@ def test_errors_are_friendly_messages(browser_page, server, monkeypatch):
         "document.querySelector('#rag-chat').innerText.includes('something went wrong')")
     assert "exploded" not in page.inner_text("body")
     assert "Traceback" not in page.content()
+    # "Clear conversation" starts over
+    page.click("#rag-clear")
+    page.wait_for_function("!document.querySelector('#rag-chat').innerText.includes('went wrong')")
+    assert "Sources of the latest answer appear here" in page.inner_text("#rag-sources")
 
 
 def test_nothing_is_fetched_from_outside(browser_page, server):

@@ -44,7 +44,27 @@ def monkeypatch_module():
 
 
 @pytest.fixture(scope="module")
-def server(settings_factory, assistant, gradio_temp):
+def outside_connections():
+    """Every network connection this process opens to somewhere other than loopback."""
+    seen: list[object] = []
+    original = socket.socket.connect
+
+    def connect(self, address):
+        if self.family in (socket.AF_INET, socket.AF_INET6):
+            host = address[0]
+            if host not in ("127.0.0.1", "::1", "localhost", "::ffff:127.0.0.1"):
+                seen.append(address)
+        return original(self, address)
+
+    socket.socket.connect = connect
+    try:
+        yield seen
+    finally:
+        socket.socket.connect = original
+
+
+@pytest.fixture(scope="module")
+def server(settings_factory, assistant, gradio_temp, outside_connections):
     from ui.app import launch
 
     own = ui_assistant(settings_factory, assistant, "ui-client")
@@ -170,13 +190,21 @@ def test_add_reject_and_remove_documents(client, server, tmp_path, gradio_temp):
     assert not (server[0].settings.corpus_dir / "harbour-notes.md").exists()
 
 
-def test_login_is_required_when_auth_is_set(server):
-    from gradio_client import Client
+def test_concurrent_questions_are_all_answered(client):
+    jobs = [client.submit(q, 4, [], api_name="/ask") for q in
+            (PUTIN, "Who did Putin have a face-to-face meeting with?")]
+    finals = [job.result() for job in jobs]
+    assert "olympics" in finals[0]["answer"].lower()
+    assert "xi" in finals[1]["answer"].lower()
+
+
+def test_login_and_upload_limit(server, tmp_path):
+    from gradio_client import Client, handle_file
 
     from ui.app import launch
 
     port = free_port()
-    demo = launch(server[0], "127.0.0.1", port, auth=("reader", "s3cret"),
+    demo = launch(server[0], "127.0.0.1", port, auth=("reader", "s3cret"), max_file_size="1kb",
                   prevent_thread_lock=True, quiet=True)
     try:
         url = f"http://127.0.0.1:{port}/"
@@ -184,6 +212,12 @@ def test_login_is_required_when_auth_is_set(server):
             Client(url, verbose=False)
         authed = Client(url, auth=("reader", "s3cret"), verbose=False)
         assert authed.predict(api_name="/documents")[0]["id"].endswith(".txt")
+        big = tmp_path / "big.txt"
+        big.write_text("Too long. " * 400, encoding="utf-8")
+        with pytest.raises(ValueError, match="maximum file size"):
+            authed.predict([handle_file(str(big))], api_name="/add_documents")
+        assert [d["id"] for d in authed.predict(api_name="/documents")] == [
+            "2022-02-04-xi-putin-meeting.txt"]
     finally:
         demo.close()
 
@@ -195,6 +229,10 @@ def test_temp_dir_is_configured(server, gradio_temp):
 
     assert Path(get_upload_folder()) == gradio_temp
     assert temp_dir_for(server[0].settings) == gradio_temp
+
+
+def test_no_connection_leaves_the_machine(outside_connections):
+    assert outside_connections == []
 
 
 # -- follow-up rewriting (no server) ----------------------------------------------------------
