@@ -95,6 +95,7 @@ class Assistant:
             self.embedder,
             self.generator,
             min_score=self.settings.min_score,
+            fallback_min_score=self.settings.fallback_min_score,
             evidence_sentences=self.settings.evidence_sentences,
             max_new_tokens=self.settings.max_new_tokens,
         )

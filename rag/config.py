@@ -46,10 +46,13 @@ class Settings:
     chunk_overlap: int = _opt(40, "Tokens shared by neighbouring chunks.")
     store: str = _opt("faiss", "Vector store backend.")
     top_k: int = _opt(4, "Passages retrieved per question.")
-    min_score: float = _opt(0.30, "Refuse when the best evidence sentence is less similar than this.")
+    min_score: float = _opt(0.36, "Refuse when the best evidence sentence is less similar than this.")
+    fallback_min_score: float = _opt(
+        0.49, "When the generated answer fails the check, answer with the best sentence only above this."
+    )
     generator: str = _opt(DEFAULT_GENERATOR,
                           "smollm2 (packaged GGUF), extractive (no LLM) or hf:<hub name or path>.")
-    max_new_tokens: int = _opt(32, "Upper bound on generated tokens per answer.")
+    max_new_tokens: int = _opt(24, "Upper bound on generated tokens per answer (a few words are asked).")
     evidence_sentences: int = _opt(2, "Sentences of evidence given to the generator.")
     max_question_chars: int = _opt(1000, "Longer questions are cut to this many characters.")
     threads: int = _opt(help="CPU threads for torch and FAISS.", factory=_default_threads)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import importlib.util
 import logging
+import re
 import threading
 from abc import ABC, abstractmethod
 from collections.abc import Iterator
@@ -31,12 +32,16 @@ class Generator(ABC):
     name: str = ""
 
     @abstractmethod
-    def stream(self, messages: Messages, max_new_tokens: int, prefix: str = "") -> Iterator[str]:
+    def stream(
+        self, messages: Messages, max_new_tokens: int, prefix: str = "", one_sentence: bool = False
+    ) -> Iterator[str]:
         """Yield text pieces of the reply. `prefix` is put in the model's mouth first and is
-        not repeated in the output."""
+        not repeated in the output; `one_sentence` stops at the end of the first sentence."""
 
-    def generate(self, messages: Messages, max_new_tokens: int, prefix: str = "") -> str:
-        return "".join(self.stream(messages, max_new_tokens, prefix))
+    def generate(
+        self, messages: Messages, max_new_tokens: int, prefix: str = "", one_sentence: bool = False
+    ) -> str:
+        return "".join(self.stream(messages, max_new_tokens, prefix, one_sentence))
 
 
 class TransformersGenerator(Generator):
@@ -59,9 +64,11 @@ class TransformersGenerator(Generator):
         )
         return self.tokenizer(prompt + prefix, return_tensors="pt", add_special_tokens=False)
 
-    def stream(self, messages: Messages, max_new_tokens: int, prefix: str = "") -> Iterator[str]:
+    def stream(
+        self, messages: Messages, max_new_tokens: int, prefix: str = "", one_sentence: bool = False
+    ) -> Iterator[str]:
         import torch
-        from transformers import TextIteratorStreamer
+        from transformers import StoppingCriteriaList, TextIteratorStreamer
 
         inputs = self._inputs(messages, prefix)
         streamer = TextIteratorStreamer(
@@ -76,6 +83,9 @@ class TransformersGenerator(Generator):
             tokenizer=self.tokenizer,
             pad_token_id=self.tokenizer.eos_token_id,
         )
+        if one_sentence:
+            start = inputs["input_ids"].shape[1]
+            kwargs["stopping_criteria"] = StoppingCriteriaList([_SentenceEnd(self.tokenizer, start)])
         errors: list[BaseException] = []
 
         def work() -> None:
@@ -93,6 +103,25 @@ class TransformersGenerator(Generator):
             thread.join()
         if errors:
             raise RuntimeError(f"generation failed: {errors[0]}") from errors[0]
+
+
+_SENTENCE_DONE = re.compile(r"[.!?][\"'”’)\]]*$")
+_NOT_AN_END = re.compile(r"(\b[A-Z]|\d|\b(?:Mr|Mrs|Ms|Dr|St|vs|etc|e\.g|i\.e))\.$")
+
+
+class _SentenceEnd:
+    """Stops generation once the reply holds a complete sentence (not after "U.S." or "2.")."""
+
+    def __init__(self, tokenizer: Any, start: int):
+        self.tokenizer = tokenizer
+        self.start = start
+
+    def __call__(self, input_ids: Any, scores: Any, **kwargs: Any) -> Any:
+        import torch
+
+        text = self.tokenizer.decode(input_ids[0, self.start:], skip_special_tokens=True).rstrip()
+        done = bool(_SENTENCE_DONE.search(text)) and not _NOT_AN_END.search(text)
+        return torch.full((input_ids.shape[0],), done, dtype=torch.bool)
 
 
 def smollm2_gguf() -> Path:
