@@ -102,6 +102,41 @@ def throughput(scifact: Path, n_docs: int, threads: int) -> dict[str, float]:
     }
 
 
+def decode_speed(settings, runs: int = 5) -> dict[str, float]:
+    """Milliseconds per generated token for the packaged SmolLM2 in float32 and bfloat16."""
+    import torch
+
+    from rag.generate import TransformersGenerator, cpu_has_bf16, dequantized_checkpoint, smollm2_gguf
+
+    location = dequantized_checkpoint(smollm2_gguf(), settings.cache_dir)
+    messages = [
+        {
+            "role": "user",
+            "content": "[1] On Friday, Putin arrived in Beijing to attend the opening "
+            "ceremony of the 2022 Winter Olympics.\n\nQuestion: Why did Putin travel to Beijing?\n"
+            "Answer in a few words, citing the sentence like [1].",
+        }
+    ]
+    result = {}
+    for dtype in ["float32", "bfloat16"] if cpu_has_bf16() else ["float32"]:
+        gen = TransformersGenerator(location, "SmolLM2", settings.threads, dtype)
+        inputs = gen._inputs(messages, "")
+        times = []
+        for _ in range(runs):
+            t = time.perf_counter()
+            with torch.inference_mode():
+                gen.model.generate(
+                    **inputs,
+                    max_new_tokens=24,
+                    min_new_tokens=24,
+                    do_sample=False,
+                    pad_token_id=gen.tokenizer.eos_token_id,
+                )
+            times.append(time.perf_counter() - t)
+        result[dtype] = statistics.median(times) / 24 * 1000
+    return result
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -147,6 +182,15 @@ def main() -> None:
             "",
         ),
     ]
+    speed = decode_speed(settings)
+    rows.append(
+        (
+            "generator decoding (SmolLM2-135M, transformers, 24 tokens incl. prompt)",
+            ", ".join(f"{k} {v:.0f} ms/token" for k, v in speed.items())
+            + (f" (bf16 {speed['float32'] / speed['bfloat16']:.1f}x faster)" if "bfloat16" in speed else ""),
+            "",
+        )
+    )
     if args.scifact.exists():
         tp = throughput(args.scifact, args.docs, args.threads)
         ratio = tp["pipeline_chunks_per_s"] / tp["encode_chunks_per_s"]

@@ -17,6 +17,15 @@ def _default_threads() -> int:
     return max(1, min(os.cpu_count() or 1, 8))
 
 
+def _project_path(name: str) -> Path:
+    """In a source checkout (an editable install), `seeds/` and `index/` of the checkout, so
+    `rag ask` works from any folder; elsewhere, relative to the working folder."""
+    root = Path(__file__).resolve().parents[1]
+    if (root / "pyproject.toml").is_file() and (root / "seeds").is_dir():
+        return root / name
+    return Path(name)
+
+
 def _default_cache_dir() -> Path:
     base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
     return Path(base) / "rag"
@@ -33,8 +42,9 @@ def _opt(default: Any = MISSING, help: str = "", factory: Any = MISSING) -> Any:
 class Settings:
     """Configuration of an assistant. Every field can be set by `RAG_<FIELD>` (upper case)."""
 
-    corpus_dir: Path = _opt(Path("seeds"), "Document library: the index mirrors the supported files here.")
-    index_dir: Path = _opt(Path("index"), "Where the index is stored.")
+    corpus_dir: Path = _opt(help="Document library: the index mirrors the supported files here.",
+                            factory=lambda: _project_path("seeds"))
+    index_dir: Path = _opt(help="Where the index is stored.", factory=lambda: _project_path("index"))
     cache_dir: Path = _opt(help="Converted model weights (the dequantized generator).",
                            factory=_default_cache_dir)
     embedding_model: str = _opt(
