@@ -5,9 +5,12 @@ measured with gradio_client against the real server (the same /ask endpoint the 
     python benchmarks/ui_latency.py --runs 5 --questions benchmarks/seed_questions.json
     python benchmarks/ui_latency.py --url http://127.0.0.1:7860/   # a running `rag serve`
 
-Without --url a server is started in this process on a free loopback port, over a temporary
-copy of the questions' corpus, and stopped at the end. Times are p50/p95 over every question
-of every run after one warm-up question. Targets: first token <= 0.5 s, full answer <= 1.5 s.
+Without --url a server (`rag serve`) is started in a subprocess on a free loopback port, over
+a temporary copy of the questions' corpus, and stopped at the end; --in-process starts it in
+this process instead (then --direct also times `assistant.stream` without the page, though the
+client and the server then share one interpreter and slow each other down a little).
+Times are p50/p95 over every question of every run after one warm-up question.
+Targets: first token <= 0.5 s, full answer <= 1.5 s.
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ import json
 import os
 import shutil
 import socket
+import subprocess
 import sys
 import tempfile
 import time
@@ -63,6 +67,30 @@ def timed_ask(client, question: str, k: int) -> tuple[float, float, dict]:
     return (first if first is not None else full), full, final
 
 
+def start_server(workdir: Path, port: int, url: str) -> subprocess.Popen:
+    """`rag serve` on a copy of the corpus, ready to answer."""
+    import urllib.request
+
+    log = (workdir / "server.log").open("wb")
+    process = subprocess.Popen(
+        [sys.executable, "-m", "rag.cli", "--corpus", str(workdir / "library"), "--index",
+         str(workdir / "index"), "serve", "--port", str(port)],
+        cwd=ROOT, stdout=log, stderr=subprocess.STDOUT,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+    )
+    deadline = time.monotonic() + 300
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise SystemExit(f"rag serve exited: {(workdir / 'server.log').read_text()}")
+        try:
+            with urllib.request.urlopen(url, timeout=2):
+                return process
+        except OSError:
+            time.sleep(0.5)
+    process.kill()
+    raise SystemExit("rag serve did not come up within 300 s")
+
+
 def timed_direct(assistant, question: str, k: int) -> tuple[float, float]:
     """The same measure on `assistant.stream` in this process: what the page adds is the
     difference."""
@@ -83,9 +111,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--url", help="measure a running server instead of starting one")
     parser.add_argument("--auth", metavar="USER:PASSWORD", help="login for --url")
     parser.add_argument("--json", action="store_true", help="print the figures as JSON")
+    parser.add_argument("--in-process", action="store_true",
+                        help="start the server in this process, not as `rag serve`")
     parser.add_argument("--direct", action="store_true",
-                        help="also time assistant.stream() in-process, alternating with the "
-                        "API calls, to show what the page adds")
+                        help="with --in-process: also time assistant.stream(), alternating "
+                        "with the API calls, to show what the page adds")
     args = parser.parse_args(argv)
 
     spec = json.loads(args.questions.read_text(encoding="utf-8"))
@@ -94,25 +124,28 @@ def main(argv: list[str] | None = None) -> int:
     from gradio_client import Client
 
     demo = None
+    process = None
     workdir = None
     if args.url:
         url = args.url
     else:
-        from rag import Settings
-        from rag.assistant import Assistant
-        from ui.app import launch
-
-        corpus = (args.questions.parent / spec.get("corpus", "../seeds")).resolve()
-        if not corpus.is_dir():
-            corpus = ROOT / spec.get("corpus", "seeds")
+        corpus = ROOT / spec.get("corpus", "seeds")
         workdir = Path(tempfile.mkdtemp(prefix="rag-ui-bench-"))
         shutil.copytree(corpus, workdir / "library")
         os.environ["GRADIO_TEMP_DIR"] = str(workdir / "gradio")
-        settings = Settings.from_env(corpus_dir=workdir / "library", index_dir=workdir / "index")
-        assistant = Assistant(settings)
         port = free_port()
-        demo = launch(assistant, "127.0.0.1", port, prevent_thread_lock=True, quiet=True)
         url = f"http://127.0.0.1:{port}/"
+        if args.in_process:
+            from rag import Settings
+            from rag.assistant import Assistant
+            from ui.app import launch
+
+            settings = Settings.from_env(corpus_dir=workdir / "library",
+                                         index_dir=workdir / "index")
+            assistant = Assistant(settings)
+            demo = launch(assistant, "127.0.0.1", port, prevent_thread_lock=True, quiet=True)
+        else:
+            process = start_server(workdir, port, url)
     try:
         auth = tuple(args.auth.split(":", 1)) if args.auth else None
         client = Client(url, auth=auth, verbose=False)
@@ -149,6 +182,12 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         if demo is not None:
             demo.close()
+        if process is not None:
+            process.terminate()
+            try:
+                process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                process.kill()
         if workdir is not None:
             shutil.rmtree(workdir, ignore_errors=True)
 
