@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from .config import Settings
-from .index import Index, IndexCorrupt, IndexMissing, write_lock
+from .index import Index, IndexCorrupt, IndexMissing, current_generation, write_lock
 from .indexing import Indexer, Progress
 from .ingest import SUPPORTED_SUFFIXES, LoadError, load_file
 from .schema import Answer, IndexReport, Passage, SkippedFile
@@ -55,7 +55,8 @@ class Assistant:
         given = {k: v for k, v in overrides.items() if v is not None}
         self.settings = settings.replace(**given) if settings else Settings.from_env(**given)
         self._index: Index | None = None
-        self._lock = threading.RLock()
+        self._writer = threading.RLock()  # one refresh at a time in this process
+        self._data = threading.Lock()  # held while the index changes and while it is searched
         self._checked_at = 0.0
 
     # -- components (loaded on first use) ------------------------------------------------
@@ -85,7 +86,7 @@ class Assistant:
     def retriever(self):
         from .retrieve import DenseRetriever
 
-        return DenseRetriever(self.embedder, lambda: self.index_data)
+        return DenseRetriever(self.embedder, lambda: self.index_data, self._data)
 
     @cached_property
     def reader(self):
@@ -104,8 +105,13 @@ class Assistant:
     @property
     def index_data(self) -> Index:
         """The loaded index, built or refreshed from the library first if needed."""
-        if self._index is None or time.monotonic() - self._checked_at > 2.0:
+        if self._index is None:
             self.refresh()
+        elif time.monotonic() - self._checked_at > 2.0 and self._writer.acquire(blocking=False):
+            try:  # a quick look for changed files, unless an update is already running
+                self.refresh()
+            finally:
+                self._writer.release()
         assert self._index is not None
         return self._index
 
@@ -113,8 +119,10 @@ class Assistant:
         """Load the index, rebuild it if damaged or built with other settings, and bring it in
         line with the library folder (new, changed and deleted files)."""
         corpus = self.settings.corpus_dir
-        with self._lock, write_lock(self.settings.index_dir):
+        with self._writer, write_lock(self.settings.index_dir):
             index = self._index
+            if index is not None and index.generation != current_generation(self.settings.index_dir):
+                index = None  # another process saved a newer index: start from that one
             if index is None:
                 try:
                     index = Index.load(self.settings.index_dir)
@@ -132,7 +140,7 @@ class Assistant:
                 log.warning("document folder %s not found: using the index as it is", corpus)
                 self._index, self._checked_at = index, time.monotonic()
                 return IndexReport()
-            index, report = self.indexer.run(index, corpus, progress)
+            index, report = self.indexer.run(index, corpus, progress, guard=self._data)
             if report.changed or index.generation == 0:
                 index.save(self.settings.index_dir)
                 log.info("index updated: %s", report.summary())
@@ -160,7 +168,7 @@ class Assistant:
 
     def remove(self, doc_id: str) -> bool:
         """Delete a document from the index and from the library folder."""
-        with self._lock:
+        with self._writer:
             index = self.index_data
             if doc_id not in index.documents:
                 return False
@@ -173,13 +181,16 @@ class Assistant:
 
     def documents(self) -> list[DocumentInfo]:
         index = self.index_data
-        return [
-            DocumentInfo(d.id, d.title, d.date, index.chunk_count(d.id), d.path)
-            for d in sorted(index.documents.values(), key=lambda d: d.id)
-        ]
+        with self._data:
+            return [
+                DocumentInfo(d.id, d.title, d.date, index.chunk_count(d.id), d.path)
+                for d in sorted(index.documents.values(), key=lambda d: d.id)
+            ]
 
     def document_text(self, doc_id: str) -> str:
-        return self.index_data.documents[doc_id].text
+        index = self.index_data
+        with self._data:
+            return index.documents[doc_id].text
 
     # -- questions ------------------------------------------------------------------------
     def _question(self, question: str) -> str:

@@ -126,7 +126,7 @@ class Index:
             for name in files:
                 _fsync(tmp / name)
             _fsync(tmp)
-            generation = max(self.generation, _current_generation(index_dir)) + 1
+            generation = max(self.generation, current_generation(index_dir)) + 1
             while (index_dir / _gen_name(generation)).exists():
                 generation += 1
             final = index_dir / _gen_name(generation)
@@ -213,7 +213,8 @@ def _parse_gen(name: str) -> int:
         return 0
 
 
-def _current_generation(index_dir: Path) -> int:
+def current_generation(index_dir: Path) -> int:
+    """The generation number CURRENT points at (0 when there is no index)."""
     try:
         return _parse_gen((index_dir / CURRENT).read_text().strip())
     except OSError:

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from collections.abc import Callable
+from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import Any
 
@@ -46,9 +48,16 @@ class Indexer:
         return f"index settings changed ({details})"
 
     def run(
-        self, index: Index | None, root: Path, progress: Progress | None = None
+        self,
+        index: Index | None,
+        root: Path,
+        progress: Progress | None = None,
+        guard: AbstractContextManager[Any] | None = None,
     ) -> tuple[Index, IndexReport]:
-        """Bring `index` (or a new one) in line with the files under `root`."""
+        """Bring `index` (or a new one) in line with the files under `root`.
+
+        Reading, chunking and embedding happen first; the index is changed only at the end,
+        inside `guard` (a lock that searches also take), so questions are answered meanwhile."""
         report = IndexReport()
         if index is not None:
             report.rebuilt_because = self.rebuild_reason(index)
@@ -80,10 +89,7 @@ class Indexer:
             (report.updated if old is not None else report.added).append(doc_id)
             to_embed.append(doc)
 
-        for doc_id in [d for d in index.documents if d not in present]:
-            index.delete(doc_id)
-            report.removed.append(doc_id)
-
+        report.removed = [d for d in index.documents if d not in present]
         chunks = self.chunker.run(to_embed, first_id=index.next_id)
         total = len(chunks)
         done = 0
@@ -99,9 +105,12 @@ class Indexer:
         by_doc: dict[str, list[int]] = {}
         for row, chunk in enumerate(chunks):
             by_doc.setdefault(chunk.doc_id, []).append(row)
-        for doc in to_embed:
-            rows = by_doc.get(doc.id, [])
-            index.put(doc, [chunks[r] for r in rows], vectors[rows])
+        with guard or contextlib.nullcontext():
+            for doc_id in report.removed:
+                index.delete(doc_id)
+            for doc in to_embed:
+                rows = by_doc.get(doc.id, [])
+                index.put(doc, [chunks[r] for r in rows], vectors[rows])
         for skipped in report.skipped:
             log.warning("skipped %s: %s", skipped.path, skipped.reason)
         return index, report

@@ -125,3 +125,47 @@ def test_upload_names_are_sanitised(fresh: Assistant, tmp_path: Path):
     assert safe_filename(".hidden.txt") == "hidden.txt"
     long = safe_filename("x" * 500 + ".txt")
     assert long.endswith(".txt") and len(long) <= 160
+
+
+def test_two_assistants_share_one_index(fresh: Assistant, tmp_path: Path):
+    """A second process (here: a second Assistant) picks up the other's saved index instead of
+    re-embedding or overwriting it."""
+    fresh.documents()
+    other = Assistant(fresh.settings)
+    other.__dict__["embedder"] = fresh.embedder
+    other.documents()
+    (tmp_path / "tide.txt").write_text("High tide at Port Elm is at 6:40 in the morning.")
+    fresh.add([tmp_path / "tide.txt"])
+    report = other.refresh()
+    assert report.chunks_embedded == 0
+    assert "tide.txt" in {d.id for d in other.documents()}
+
+
+def test_questions_are_answered_while_documents_are_added(fresh: Assistant, tmp_path: Path):
+    import threading
+
+    fresh.documents()
+    for i in range(6):
+        (tmp_path / f"note{i}.txt").write_text(f"Note {i}: the ferry number {i} leaves at noon. " * 20)
+    errors: list[BaseException] = []
+    hits: list[int] = []
+    stop = threading.Event()
+
+    def ask_repeatedly() -> None:
+        while not stop.is_set():
+            try:
+                hits.append(len(fresh.search("Why did Putin travel to Beijing?")))
+            except BaseException as exc:  # any failure fails the test
+                errors.append(exc)
+                return
+
+    thread = threading.Thread(target=ask_repeatedly)
+    thread.start()
+    try:
+        fresh.add(sorted(tmp_path.glob("note*.txt")))
+    finally:
+        stop.set()
+        thread.join()
+    assert not errors
+    assert hits and all(n > 0 for n in hits)
+    assert len(fresh.documents()) == 7
