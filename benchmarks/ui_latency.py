@@ -111,6 +111,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--url", help="measure a running server instead of starting one")
     parser.add_argument("--auth", metavar="USER:PASSWORD", help="login for --url")
     parser.add_argument("--json", action="store_true", help="print the figures as JSON")
+    parser.add_argument("--slowest", type=int, default=0, metavar="N",
+                        help="also list the N slowest answers with their method")
     parser.add_argument("--in-process", action="store_true",
                         help="start the server in this process, not as `rag serve`")
     parser.add_argument("--direct", action="store_true",
@@ -151,6 +153,7 @@ def main(argv: list[str] | None = None) -> int:
         client = Client(url, auth=auth, verbose=False)
         timed_ask(client, questions[0], args.k)  # warm-up
         firsts, fulls, refused = [], [], 0
+        slow: list[tuple[float, float, str, str]] = []
         direct_firsts: list[float] = []
         direct_fulls: list[float] = []
         for _ in range(args.runs):
@@ -158,6 +161,7 @@ def main(argv: list[str] | None = None) -> int:
                 first, full, final = timed_ask(client, question, args.k)
                 firsts.append(first)
                 fulls.append(full)
+                slow.append((full, first, final.get("method", "?"), question))
                 refused += bool(final.get("refused"))
                 if args.direct and demo is not None:
                     first, full = timed_direct(assistant, question, args.k)
@@ -194,6 +198,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.json:
         print(json.dumps(figures, indent=2))
         return 0
+    for full, first, method, question in sorted(slow, reverse=True)[:args.slowest]:
+        print(f"  slow: {full:.2f} s (first token {first:.2f} s, {method}) {question}")
     print(f"{figures['answers']} answers ({figures['questions']} questions x {args.runs} runs, "
           f"k={args.k}) through {url} /ask")
     for label, key, target in [("first streamed token", "first_token", TARGET_FIRST),

@@ -239,9 +239,6 @@ def build(assistant: Any):
         return gr.update(value=text, label=f"Document: {doc_id}", visible=True)
 
     # -- documents -------------------------------------------------------------------------
-    def doc_choices() -> list[str]:
-        return [row[0] for row in service.table()]
-
     def on_load():
         try:
             table = service.table()
