@@ -235,6 +235,24 @@ def test_no_connection_leaves_the_machine(outside_connections):
     assert outside_connections == []
 
 
+def test_answer_rendering():
+    from rag.schema import Answer, Passage
+    from ui import render
+
+    passage = Passage(1, "a.txt", "A", "a.txt", "2024-01-02", "One. Two <b>bold</b>.", 0, 20,
+                      0.5, highlight=(5, 21))
+    answer = Answer("q", "Two bold [1] and [7].", [passage], method="generated")
+    text = render.answer_markdown(answer)
+    assert "[\\[1\\]](#source-1)" in text and "\\[7\\]" in text  # only real sources link
+    html = render.sources_html(answer, turn=3)
+    assert 'data-turn="3"' in html and 'id="source-1"' in html
+    assert '<mark class="rag-support">Two &lt;b&gt;bold&lt;/b&gt;.</mark>' in html
+    refused = Answer("q", "The documents don't say.", [passage], refused=True)
+    assert "don't hold the answer" in render.answer_markdown(refused)
+    empty = Answer("q", "The documents don't say.", [], refused=True)
+    assert "No documents are indexed yet" in render.answer_markdown(empty)
+
+
 # -- follow-up rewriting (no server) ----------------------------------------------------------
 def test_names_and_follow_up_detection():
     assert names(PUTIN) == ["Putin", "Beijing"]

@@ -14,6 +14,9 @@ NOT_IN_DOCUMENTS = (
     "**The documents don't hold the answer to this question.** "
     "Try rephrasing it, or add a document that covers it (Documents tab)."
 )
+NO_DOCUMENTS = (
+    "**No documents are indexed yet.** Add some in the Documents tab, then ask again."
+)
 SOURCES_EMPTY = (
     '<div class="rag-sources-empty">Sources of the latest answer appear here: each cited '
     "passage with its document, date, file and score, the supporting sentence highlighted. "
@@ -30,6 +33,8 @@ def escape_markdown(text: str) -> str:
 
 def answer_markdown(answer: Answer) -> str:
     """The final answer for the chat: citation markers become links to the source cards."""
+    if answer.refused and not answer.sources:
+        return NO_DOCUMENTS
     if answer.refused:
         return NOT_IN_DOCUMENTS
     count = len(answer.sources)
