@@ -86,9 +86,11 @@ class TransformersGenerator(Generator):
             tokenizer=self.tokenizer,
             pad_token_id=self.tokenizer.eos_token_id,
         )
+        cancelled = threading.Event()
+        criteria: list[Any] = [_Cancelled(cancelled)]
         if one_sentence:
-            start = inputs["input_ids"].shape[1]
-            kwargs["stopping_criteria"] = StoppingCriteriaList([_SentenceEnd(self.tokenizer, start)])
+            criteria.append(_SentenceEnd(self.tokenizer, inputs["input_ids"].shape[1]))
+        kwargs["stopping_criteria"] = StoppingCriteriaList(criteria)
         errors: list[BaseException] = []
 
         def work() -> None:
@@ -102,14 +104,29 @@ class TransformersGenerator(Generator):
         with self._lock:
             thread = threading.Thread(target=work, daemon=True)
             thread.start()
-            yield from streamer
-            thread.join()
+            try:
+                yield from streamer
+            finally:  # the consumer may stop early (closing this generator): stop decoding too
+                cancelled.set()
+                thread.join()
         if errors:
             raise RuntimeError(f"generation failed: {errors[0]}") from errors[0]
 
 
 _SENTENCE_DONE = re.compile(r"[.!?][\"'”’)\]]*$")
 _NOT_AN_END = re.compile(r"(\b[A-Z]|\d|\b(?:Mr|Mrs|Ms|Dr|St|vs|etc|e\.g|i\.e))\.$")
+
+
+class _Cancelled:
+    """Stops generation when the reader has seen enough (an unsupported word, say)."""
+
+    def __init__(self, event: threading.Event):
+        self.event = event
+
+    def __call__(self, input_ids: Any, scores: Any, **kwargs: Any) -> Any:
+        import torch
+
+        return torch.full((input_ids.shape[0],), self.event.is_set(), dtype=torch.bool)
 
 
 class _SentenceEnd:

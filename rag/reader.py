@@ -32,7 +32,8 @@ _STOP = frozenset(
     """a an the of to in on at for by with from and or but is are was were be been being has have
     had do does did this that these those it its their them they he she his her as into about
     over under than then so such which who whom what when where why how will would can could
-    should both each other there here not no also very up down out one two said says""".split()
+    should both each other there here not no also very up down out one two said says answer
+    answers""".split()
 )
 _QUESTION_WORDS = frozenset(
     "what who whom whose which when where why how is are was were do does did can could should "
@@ -123,6 +124,10 @@ def missing_names(question: str, passages: list[Passage]) -> list[str]:
             if not any(part.lower() in text for part in name)] + numbers
 
 
+def _pool(evidence: list[Evidence]) -> str:
+    return " ".join(ev.text for ev in evidence) + " " + " ".join(ev.date or "" for ev in evidence)
+
+
 class GroundedReader:
     """Question + retrieved passages -> Answer whose claim is found in a cited passage."""
 
@@ -203,11 +208,20 @@ class GroundedReader:
         text, method = "", "extractive"
         if self.generator is not None:
             pieces: list[str] = []
-            for piece in self.generator.stream(
+            pool = _pool(evidence)
+            stream = self.generator.stream(
                 self.messages(question, evidence), self.max_new_tokens, one_sentence=True
-            ):
-                pieces.append(piece)
-                yield piece
+            )
+            try:
+                for piece in stream:
+                    pieces.append(piece)
+                    yield piece
+                    so_far = "".join(pieces)
+                    finished_words = so_far[: so_far.rfind(" ") + 1]
+                    if unsupported_words(_CITATION.sub(" ", finished_words), question, pool):
+                        break  # it already said something the evidence does not hold: stop early
+            finally:
+                stream.close()
             text = self.check(question, "".join(pieces), evidence) or ""
             method = "generated" if text else method
         if not text:
@@ -241,7 +255,7 @@ class GroundedReader:
             return None  # cut off by the token limit: a fragment is not an answer
         known = {ev.source for ev in evidence}
         cited = {int(n) for n in _CITATION.findall(line)} & known
-        pool = " ".join(ev.text for ev in evidence) + " " + " ".join(ev.date or "" for ev in evidence)
+        pool = _pool(evidence)
         new_words = [w for w in words(body) if w not in _STOP and w not in set(words(question))]
         if not new_words or unsupported_words(body, question, pool):
             return None
