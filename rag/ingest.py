@@ -48,8 +48,9 @@ def read_text_bytes(data: bytes) -> str:
 
 def _title_from_name(path: Path) -> str:
     stem = re.sub(r"^\d{4}-\d{2}-\d{2}[-_ ]*", "", path.stem)
-    words = re.sub(r"[-_]+", " ", stem).strip()
-    return words[:1].upper() + words[1:] if words else path.name
+    words = re.sub(r"[-_]+", " ", stem).split()
+    # "xi-putin-meeting" reads as "Xi Putin Meeting"; words already cased stay as they are
+    return " ".join(w.capitalize() if w.islower() else w for w in words) or path.name
 
 
 def split_header(text: str) -> tuple[str, dict[str, str]]:

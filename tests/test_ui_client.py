@@ -314,3 +314,19 @@ def test_generator_failure_falls_back():
 
     result = QuestionRewriter(Broken()).rewrite("When did he arrive?", [Turn(PUTIN)])
     assert result.standalone == "When did Putin arrive?"
+
+
+def test_readme_api_example_runs(server, tmp_path):
+    """The README's gradio_client example, as written but for the server's address."""
+    import re
+    import subprocess
+    import sys
+
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    block = next(b for b in re.findall(r"```python\n(.*?)```", readme, re.DOTALL)
+                 if "gradio_client" in b)
+    (tmp_path / "notes.md").write_text("# Notes\n\nThe ferry to Port Elm leaves at noon.")
+    out = subprocess.run([sys.executable, "-c", block.replace("http://127.0.0.1:7860/", server[1])],
+                         cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr
+    assert "Olympics" in out.stdout

@@ -1,7 +1,7 @@
 """The Gradio web page over `rag.Assistant`: a cited, streaming chat with a sources panel, and
 a documents tab to add, open and remove documents. Started by `rag serve`.
 
-The page doubles as an HTTP API; the named endpoints (see docs/UI.md) are
+The page doubles as an HTTP API; the named endpoints (see README.md, "The page as an HTTP API") are
 
     /ask              question, k, history -> streamed answer dicts (last one has sources)
     /rewrite          question, history -> the standalone question used for retrieval
