@@ -40,7 +40,6 @@ EXAMPLES = [
     "What did Xi say China and Russia will uphold?",
 ]
 SUPPORTED = [".txt", ".md", ".markdown", ".html", ".htm", ".pdf"]
-DEFAULT_MAX_FILE_SIZE = "25mb"
 MAX_K = 12
 HISTORY_TURNS = 6
 FRIENDLY_ERROR = (
@@ -460,8 +459,7 @@ def launch(assistant: Any, host: str = "127.0.0.1", port: int = 7860,
         server_port=port,
         auth=auth,
         auth_message="Log in to ask your documents." if auth else None,
-        max_file_size=max_file_size or os.environ.get("RAG_UI_MAX_FILE_SIZE")
-        or DEFAULT_MAX_FILE_SIZE,
+        max_file_size=max_file_size or assistant.settings.upload_max_size,
         prevent_thread_lock=prevent_thread_lock,
         show_error=False,
         share=False,
