@@ -63,7 +63,8 @@ class Settings:
     generator: str = _opt(DEFAULT_GENERATOR,
                           "smollm2 (packaged GGUF), extractive (no LLM) or hf:<hub name or path>.")
     generator_dtype: str = _opt(
-        "float32", "float32, bfloat16, or auto (bfloat16 where the CPU has bf16 units)."
+        "auto",
+        "auto (bfloat16 where the CPU has bf16 units: faster prompt reading), float32 or bfloat16.",
     )
     max_new_tokens: int = _opt(24, "Upper bound on generated tokens per answer (a few words are asked).")
     evidence_sentences: int = _opt(2, "Sentences of evidence given to the generator.")

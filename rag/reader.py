@@ -124,6 +124,18 @@ def missing_names(question: str, passages: list[Passage]) -> list[str]:
             if not any(part.lower() in text for part in name)] + numbers
 
 
+def copied_sentence(draft: str, evidence: list[Evidence], min_words: int = 8) -> Evidence | None:
+    """The evidence sentence the draft recites word for word (at least `min_words` of it)."""
+    said = words(_CITATION.sub(" ", _PREAMBLE.sub("", draft.strip())))
+    if len(said) < min_words:
+        return None
+    needle = f" {' '.join(said)} "
+    for ev in evidence:
+        if ev.date is None and needle in f" {' '.join(words(ev.text))} ":
+            return ev
+    return None
+
+
 def _pool(evidence: list[Evidence]) -> str:
     return " ".join(ev.text for ev in evidence) + " " + " ".join(ev.date or "" for ev in evidence)
 
@@ -212,6 +224,7 @@ class GroundedReader:
             stream = self.generator.stream(
                 self.messages(question, evidence), self.max_new_tokens, one_sentence=True
             )
+            copied: Evidence | None = None
             try:
                 for piece in stream:
                     pieces.append(piece)
@@ -220,10 +233,16 @@ class GroundedReader:
                     finished_words = so_far[: so_far.rfind(" ") + 1]
                     if unsupported_words(_CITATION.sub(" ", finished_words), question, pool):
                         break  # it already said something the evidence does not hold: stop early
+                    copied = copied_sentence(finished_words, evidence)
+                    if copied:
+                        break  # it is reciting a sentence: that sentence is the answer
             finally:
                 stream.close()
-            text = self.check(question, "".join(pieces), evidence) or ""
-            method = "generated" if text else method
+            if copied:
+                text = self.extractive(copied)
+            else:
+                text = self.check(question, "".join(pieces), evidence) or ""
+                method = "generated" if text else method
         if not text:
             if best.score < self.fallback_min_score and coverage(question, best.text) < 0.5:
                 yield self._refusal(question, passages)
