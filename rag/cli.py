@@ -17,6 +17,8 @@ EXAMPLES = """examples:
   rag list                          the indexed documents
   rag remove NAME.txt               drop a document from the library and the index
   rag serve                         the web page on http://127.0.0.1:7860
+  rag eval retrieval --write docs/EVALUATION.md   nDCG@10 etc. on BEIR SciFact
+  rag eval qa --mode e2e --limit 200               SQuAD EM/F1 on XQuAD (en)
 """
 
 
@@ -66,11 +68,44 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--auth", metavar="USER:PASSWORD", help="require this login")
 
     sub.add_parser("config", help="show the settings in force and their variables")
+
+    p = sub.add_parser("eval", help="measure retrieval and answers on public benchmarks",
+                       description="Each benchmark prints a table; --write updates its own "
+                       "section of a Markdown file (docs/EVALUATION.md). Work folders (the "
+                       "benchmark's documents and index, reused by later runs) go under --work.")
+    bench = p.add_subparsers(dest="benchmark", required=True, metavar="BENCHMARK")
+    data = _datasets_dir()
+    e = bench.add_parser("retrieval", help="nDCG@10, Recall@100, MRR@10 on a BEIR folder")
+    e.add_argument("--beir", metavar="DIR", default=str(data / "scifact"),
+                   help="corpus.jsonl, queries.jsonl, qrels/test.tsv (default: %(default)s)")
+    e.add_argument("--limit", type=int, default=None, metavar="N", help="first N judged queries only")
+    e = bench.add_parser("qa", help="SQuAD v1.1 exact match and F1")
+    e.add_argument("--squad", metavar="FILE", default=str(data / "xquad" / "xquad.en.json"),
+                   help="SQuAD-format JSON (default: %(default)s)")
+    e.add_argument("--mode", choices=["rc", "e2e"], default="rc",
+                   help="rc: the gold paragraph is given to the reader; e2e: all paragraphs are "
+                   "indexed, the assistant retrieves and answers")
+    e.add_argument("--limit", type=int, default=None, metavar="N", help="first N questions only")
+    e = bench.add_parser("seed", help="the project's own question set, with refusals")
+    e.add_argument("--questions", metavar="FILE", default=None,
+                   help="default: benchmarks/seed_questions.json over seeds/")
+    for e in bench.choices.values():
+        e.add_argument("--write", metavar="FILE.md", help="update this benchmark's section of FILE.md")
+        e.add_argument("--work", metavar="DIR", default=None,
+                       help="work folder (default: <cache dir>/eval/<benchmark>)")
+        e.add_argument("--quiet", action="store_true", help="no progress bars")
     return parser
+
+
+def _datasets_dir():
+    from pathlib import Path
+
+    return Path(os.path.relpath(Path(__file__).resolve().parents[2] / "shared" / "datasets"))
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    args.argv = list(sys.argv[1:] if argv is None else argv)
     _quiet_libraries()
     logging.basicConfig(
         level=logging.DEBUG if args.verbose else logging.INFO,
@@ -102,6 +137,9 @@ def _run(args: argparse.Namespace) -> int:
             field = var.removeprefix("RAG_").lower()
             print(f"{var}={getattr(settings, field)}    # {help_text}")
         return 0
+
+    if args.command == "eval":
+        return _eval(settings, args)
 
     from .assistant import Assistant, QuestionError
 
@@ -175,6 +213,40 @@ def _index(assistant, args: argparse.Namespace) -> int:
         print(f"rebuilt: {report.rebuilt_because}", file=sys.stderr)
     print(f"index: {report.summary()}; {len(assistant.documents())} documents in "
           f"{assistant.settings.index_dir}")
+    return 0
+
+
+def _eval(settings, args: argparse.Namespace) -> int:
+    import shlex
+    from pathlib import Path
+
+    from . import evaluate as ev
+
+    overrides = {"generator": args.generator} if args.generator else {}
+    work = Path(args.work) if args.work else None
+    progress = not args.quiet
+    command = "rag " + " ".join(shlex.quote(a) for a in args.argv)
+    if args.benchmark == "retrieval":
+        beir = Path(args.beir)
+        work = work or settings.cache_dir / "eval" / f"beir-{beir.name}"
+        result = ev.evaluate_retrieval(beir, work, args.limit, progress=progress, **overrides)
+        report, key = ev.retrieval_report(result, command), f"retrieval-{beir.name}"
+    elif args.benchmark == "qa":
+        squad = Path(args.squad)
+        work = work or settings.cache_dir / "eval" / f"squad-{squad.stem}"
+        result = ev.evaluate_qa(squad, work, args.mode, args.limit, progress=progress, **overrides)
+        report, key = ev.qa_report(result, command), f"qa-{args.mode}-{squad.stem}"
+    else:
+        root = Path(__file__).resolve().parents[1]
+        questions = Path(args.questions) if args.questions else root / "benchmarks" / "seed_questions.json"
+        work = work or settings.cache_dir / "eval" / "seed"
+        corpus = settings.corpus_dir
+        result = ev.evaluate_seed(questions, corpus, work, **overrides)
+        report, key = ev.seed_report(result, command), "seed"
+    print(report)
+    if args.write:
+        ev.write_section(Path(args.write), key, report)
+        print(f"updated the {key} section of {args.write}", file=sys.stderr)
     return 0
 
 
