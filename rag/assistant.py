@@ -84,8 +84,11 @@ class Assistant:
 
     @cached_property
     def retriever(self):
-        from .retrieve import DenseRetriever
+        from .retrieve import DenseRetriever, HybridRetriever
 
+        if self.settings.hybrid:
+            return HybridRetriever(self.embedder, lambda: self.index_data, self._data,
+                                   self.settings.fusion, self.settings.dense_weight)
         return DenseRetriever(self.embedder, lambda: self.index_data, self._data)
 
     @cached_property

@@ -79,6 +79,8 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--beir", metavar="DIR", default=str(data / "scifact"),
                    help="corpus.jsonl, queries.jsonl, qrels/test.tsv (default: %(default)s)")
     e.add_argument("--limit", type=int, default=None, metavar="N", help="first N judged queries only")
+    e.add_argument("--compare", action="store_true",
+                   help="also measure dense-only and the hybrid fusions on the same index")
     e = bench.add_parser("qa", help="SQuAD v1.1 exact match and F1")
     e.add_argument("--squad", metavar="FILE", default=str(data / "xquad" / "xquad.en.json"),
                    help="SQuAD-format JSON (default: %(default)s)")
@@ -229,7 +231,8 @@ def _eval(settings, args: argparse.Namespace) -> int:
     if args.benchmark == "retrieval":
         beir = Path(args.beir)
         work = work or settings.cache_dir / "eval" / f"beir-{beir.name}"
-        result = ev.evaluate_retrieval(beir, work, args.limit, progress=progress, **overrides)
+        result = ev.evaluate_retrieval(beir, work, args.limit, progress=progress, compare=args.compare,
+                                       **overrides)
         report, key = ev.retrieval_report(result, command), f"retrieval-{beir.name}"
     elif args.benchmark == "qa":
         squad = Path(args.squad)

@@ -56,6 +56,9 @@ class Settings:
     chunk_overlap: int = _opt(40, "Tokens shared by neighbouring chunks.")
     store: str = _opt("faiss", "Vector store backend.")
     top_k: int = _opt(4, "Passages retrieved per question.")
+    hybrid: bool = _opt(True, "Fuse BM25 keyword scores with the dense scores (else dense only).")
+    fusion: str = _opt("rrf", "Hybrid fusion: rrf (reciprocal rank, k=60) or convex (normalised scores).")
+    dense_weight: float = _opt(0.5, "Weight of the dense side in convex fusion (BM25 gets the rest).")
     min_score: float = _opt(0.36, "Refuse when the best evidence sentence is less similar than this.")
     fallback_min_score: float = _opt(
         0.49, "When the generated answer fails the check, answer with the best sentence only above this."
@@ -105,12 +108,21 @@ class Settings:
             raise ValueError("top_k must be at least 1")
         if self.threads < 1:
             raise ValueError("threads must be at least 1")
+        if self.fusion not in ("rrf", "convex"):
+            raise ValueError("fusion must be rrf or convex")
+        if not 0 <= self.dense_weight <= 1:
+            raise ValueError("dense_weight must be between 0 and 1")
 
 
 def _coerce(name: str, raw: str, kind: Any) -> Any:
     try:
         if kind is Path:
             return Path(raw).expanduser()
+        if kind is bool:
+            value = raw.strip().lower()
+            if value not in ("1", "true", "yes", "on", "0", "false", "no", "off"):
+                raise ValueError(raw)
+            return value in ("1", "true", "yes", "on")
         if kind is int:
             return int(raw)
         if kind is float:

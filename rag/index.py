@@ -6,6 +6,7 @@ Layout of the index folder::
     gen-00000007/        one complete, immutable snapshot
         manifest.json    format, embedding model, splitter, documents, file checksums
         vectors.faiss    faiss.write_index output
+        bm25/            the chunks' BM25 index (bm25s arrays and JSON), built from chunks.jsonl
         chunks.jsonl     one chunk per line (text and offsets)
         documents.jsonl  one document per line (text, title, date, hash)
 
@@ -29,6 +30,7 @@ from typing import Any
 
 import numpy as np
 
+from .lexical import Bm25
 from .schema import Chunk, Document, Passage
 from .store import VectorStore, store_class
 
@@ -37,6 +39,7 @@ CURRENT = "CURRENT"
 MANIFEST = "manifest.json"
 CHUNKS = "chunks.jsonl"
 DOCUMENTS = "documents.jsonl"
+LEXICAL = "bm25"
 
 
 class IndexMissing(Exception):
@@ -59,6 +62,7 @@ class Index:
         self._by_doc: dict[str, list[int]] = {}
         self.next_id = 0
         self.generation = 0
+        self._lexical: Bm25 | None = None
 
     @classmethod
     def create(cls, store_kind: str, dimension: int, config: dict[str, Any]) -> Index:
@@ -76,6 +80,7 @@ class Index:
             self.chunks[c.id] = c
         self._by_doc[doc.id] = [c.id for c in chunks]
         self.next_id = max([self.next_id] + [c.id + 1 for c in chunks])
+        self._lexical = None
 
     def delete(self, doc_id: str) -> bool:
         if doc_id not in self.documents:
@@ -85,7 +90,14 @@ class Index:
         for cid in ids:
             del self.chunks[cid]
         del self.documents[doc_id]
+        self._lexical = None
         return True
+
+    def lexical(self) -> Bm25:
+        """BM25 over the chunks, built again from their texts after a change."""
+        if self._lexical is None:
+            self._lexical = Bm25.build((cid, self.chunks[cid].text) for cid in sorted(self.chunks))
+        return self._lexical
 
     def chunk_count(self, doc_id: str) -> int:
         return len(self._by_doc.get(doc_id, ()))
@@ -108,7 +120,8 @@ class Index:
             self.store.save(tmp / self.store_filename)
             _write_jsonl(tmp / CHUNKS, (c.to_dict() for c in self.chunks.values()))
             _write_jsonl(tmp / DOCUMENTS, (d.to_dict() for d in self.documents.values()))
-            files = {name: _sha256(tmp / name) for name in (self.store_filename, CHUNKS, DOCUMENTS)}
+            names = [self.store_filename, CHUNKS, DOCUMENTS] + self.lexical().save(tmp / LEXICAL)
+            files = {name: _sha256(tmp / name) for name in names}
             manifest = {
                 "format_version": FORMAT_VERSION,
                 "store": self.store.kind,
@@ -182,6 +195,8 @@ class Index:
                 index.chunks[chunk.id] = chunk
                 index._by_doc.setdefault(chunk.doc_id, []).append(chunk.id)
             index.next_id = int(manifest["next_id"])
+            if f"{LEXICAL}/lexical.json" in manifest.get("files", {}):
+                index._lexical = Bm25.load(folder / LEXICAL)  # None: built again when needed
         except (KeyError, TypeError, ValueError) as exc:
             raise IndexCorrupt(f"index in {folder} is inconsistent ({exc})") from exc
         if len(store) != len(index.chunks):

@@ -1,0 +1,64 @@
+"""Hybrid retrieval: BM25 (bm25s) fused with the dense scores, the BM25 index persisted in the
+index generation and kept in step with the documents."""
+
+from __future__ import annotations
+
+import pytest
+
+from rag import Assistant, Settings
+from rag.index import Index
+from rag.retrieve import DenseRetriever, HybridRetriever, fuse
+
+
+def test_fusions():
+    dense = [(1, 0.9), (2, 0.8), (3, 0.1)]
+    lexical = [(3, 12.0), (4, 6.0)]
+    rrf = dict(fuse(dense, lexical, "rrf"))
+    assert rrf[3] == pytest.approx(1 / 63 + 1 / 61) and max(rrf, key=rrf.get) == 3
+    convex = fuse(dense, lexical, "convex", dense_weight=0.5)
+    assert convex[0] == (1, pytest.approx(0.5)) and dict(convex)[3] == pytest.approx(0.5)
+    assert [c for c, _ in fuse(dense, [], "convex", 0.5)] == [1, 2, 3]
+
+
+def test_settings_flag_from_the_environment():
+    assert Settings.from_env(env={}).hybrid is True
+    assert Settings.from_env(env={"RAG_HYBRID": "0"}).hybrid is False
+    assert Settings.from_env(env={"RAG_HYBRID": "off", "RAG_FUSION": "convex"}).fusion == "convex"
+    with pytest.raises(ValueError, match="hybrid"):
+        Settings.from_env(env={"RAG_HYBRID": "maybe"})
+    with pytest.raises(ValueError, match="fusion"):
+        Settings.from_env(env={"RAG_FUSION": "sum"})
+
+
+def test_bm25_is_saved_with_the_index_and_follows_the_documents(fresh: Assistant):
+    corpus, index_dir = fresh.settings.corpus_dir, fresh.settings.index_dir
+    (corpus / "code.txt").write_text("Parcel ZX-4471 was delivered to warehouse Q on a Tuesday.")
+    fresh.refresh()
+    assert isinstance(fresh.retriever, HybridRetriever)
+    generation = index_dir / (index_dir / "CURRENT").read_text().strip()
+    assert (generation / "bm25" / "vocab.index.json").is_file()
+    loaded = Index.load(index_dir)  # checked against the manifest's checksums
+    assert loaded._lexical is not None and len(loaded._lexical) == len(loaded.chunks)
+    # an exact code the embedding model barely sees is found by its keyword
+    assert loaded.lexical().search("ZX-4471", 3)[0][0] in loaded._by_doc["code.txt"]
+    assert fresh.search("Where did parcel ZX-4471 go?", 2)[0].doc_id == "code.txt"
+
+    (corpus / "code.txt").write_text("Invoice 99-ALPHA was paid by the harbour authority.")
+    fresh.refresh()
+    lexical = fresh.index_data.lexical()
+    assert lexical.search("ZX-4471", 3) == []
+    assert lexical.search("99-ALPHA invoice", 3)[0][0] in fresh.index_data._by_doc["code.txt"]
+    (corpus / "code.txt").unlink()
+    fresh.refresh()
+    assert len(fresh.index_data.lexical()) == len(fresh.index_data.chunks)
+    assert all(p.doc_id != "code.txt" for p in fresh.search("invoice 99-ALPHA harbour", 4))
+
+
+def test_hybrid_keeps_dense_answers_and_scores_in_range(assistant: Assistant):
+    index = assistant.index_data
+    dense = DenseRetriever(assistant.embedder, lambda: index)
+    for fusion in ("rrf", "convex"):
+        hybrid = HybridRetriever(assistant.embedder, lambda: index, fusion=fusion)
+        got = hybrid.run("Why did Putin travel to Beijing?", 4)
+        assert len(got) == min(4, len(index.chunks)) and all(0 <= p.score <= 1 for p in got)
+        assert got[0].chunk_id in {p.chunk_id for p in dense.run("Why did Putin travel to Beijing?", 4)}
