@@ -136,6 +136,17 @@ def copied_sentence(draft: str, evidence: list[Evidence], min_words: int = 8) ->
     return None
 
 
+def with_date(question: str, text: str, cited: list[Passage]) -> str:
+    """A "when" question answered with a relative day ("On Friday") also gets the date of the
+    document it cites, from the document's date metadata."""
+    if not question.strip().lower().startswith("when"):
+        return text
+    dates = sorted({p.date for p in cited if p.date})
+    if not dates or any(d in text for d in dates):
+        return text
+    return f"{text} (The article is dated {', '.join(dates)}.)"
+
+
 def _pool(evidence: list[Evidence]) -> str:
     return " ".join(ev.text for ev in evidence) + " " + " ".join(ev.date or "" for ev in evidence)
 
@@ -249,6 +260,7 @@ class GroundedReader:
                 return
             text = self.extractive(best)
         cited = {int(n) for n in _CITATION.findall(text)}
+        text = with_date(question, text, [passages[n - 1] for n in sorted(cited) if n <= len(passages)])
         sources = [self._highlight(p, n, evidence) if n in cited else p
                    for n, p in enumerate(passages, start=1)]
         yield Answer(question, text, sources, refused=False, method=method)

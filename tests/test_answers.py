@@ -97,3 +97,8 @@ def test_very_long_question_is_answered_not_crashed(assistant: Assistant):
 def test_control_characters_in_question(assistant: Assistant):
     answer = assistant.ask("Why did Putin\x00 travel to\x1b Beijing?")
     assert "olympics" in answer.text.lower()
+
+
+def test_when_question_gets_the_document_date(assistant: Assistant):
+    answer = assistant.ask("When did Putin arrive in Beijing?")
+    assert "Friday" in answer.text and "2022-02-04" in answer.text
