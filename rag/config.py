@@ -57,7 +57,8 @@ class Settings:
     store: str = _opt("faiss", "Vector store backend.")
     top_k: int = _opt(4, "Passages retrieved per question.")
     hybrid: bool = _opt(True, "Fuse BM25 keyword scores with the dense scores (else dense only).")
-    fusion: str = _opt("rrf", "Hybrid fusion: rrf (reciprocal rank, k=60) or convex (normalised scores).")
+    fusion: str = _opt("convex",
+                       "Hybrid fusion: convex (min-max normalised scores) or rrf (reciprocal rank, k=60).")
     dense_weight: float = _opt(0.5, "Weight of the dense side in convex fusion (BM25 gets the rest).")
     min_score: float = _opt(0.36, "Refuse when the best evidence sentence is less similar than this.")
     fallback_min_score: float = _opt(

@@ -438,7 +438,7 @@ def retrieval_report(result: Result, command: str) -> str:
     return (
         f"### Retrieval: {result.name} (BEIR layout)\n\n"
         f"{d['queries']} judged queries, {d['documents']} documents ({d['chunks']} chunks); "
-        f"indexing {d['index_seconds']:.0f} s (0 when the index was reused), "
+        f"index ready in {d['index_seconds']:.0f} s (reused from the work folder when unchanged), "
         f"search {1000 * d['search_seconds'] / max(1, d['queries']):.0f} ms per query.\n\n"
         + table(rows, ["ndcg@10", "recall@100", "mrr@10"], 3)
         + f"\n\n```sh\n{command}\n```\n"
