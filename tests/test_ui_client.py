@@ -3,7 +3,9 @@ free loopback port), and the follow-up question rewriting behind it."""
 
 from __future__ import annotations
 
+import contextlib
 import socket
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -63,17 +65,24 @@ def outside_connections():
         socket.socket.connect = original
 
 
-@pytest.fixture(scope="module")
-def server(settings_factory, assistant, gradio_temp, outside_connections):
+@contextlib.contextmanager
+def running_page(assistant) -> Iterator[str]:
+    """The real page of `assistant` on a free loopback port; yields its address (no slash)."""
     from ui.app import launch
 
-    own = ui_assistant(settings_factory, assistant, "ui-client")
     port = free_port()
-    demo = launch(own, "127.0.0.1", port, prevent_thread_lock=True, quiet=True)
+    demo = launch(assistant, "127.0.0.1", port, prevent_thread_lock=True, quiet=True)
     try:
-        yield own, f"http://127.0.0.1:{port}/"
+        yield f"http://127.0.0.1:{port}"
     finally:
         demo.close()
+
+
+@pytest.fixture(scope="module")
+def server(settings_factory, assistant, gradio_temp, outside_connections):
+    own = ui_assistant(settings_factory, assistant, "ui-client")
+    with running_page(own) as url:
+        yield own, url + "/"
 
 
 @pytest.fixture(scope="module")
