@@ -287,7 +287,8 @@ class GroundedReader:
         known = {ev.source for ev in evidence}
         cited = {int(n) for n in _CITATION.findall(line)} & known
         pool = _pool(evidence)
-        new_words = [w for w in words(body) if w not in _STOP and w not in set(words(question))]
+        asked = set(words(question))
+        new_words = [w for w in words(body) if w not in _STOP and w not in asked]
         if not new_words or unsupported_words(body, question, pool):
             return None
         if not cited:
