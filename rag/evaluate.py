@@ -317,8 +317,11 @@ _CITATIONS = re.compile(r"\s*\[\d+\]")
 
 
 def answer_text(answer: Any) -> str:
-    """What is scored: the answer without citation markers; a refusal is an empty answer."""
-    return "" if answer.refused else _CITATIONS.sub("", answer.text).strip()
+    """What is scored: the short answer where there is one, else the answer without citation
+    markers; a refusal is an empty answer."""
+    if answer.refused:
+        return ""
+    return answer.short or _CITATIONS.sub("", answer.text).strip()
 
 
 def evaluate_qa(squad_file: Path, work: Path, mode: str = "rc", limit: int | None = None,

@@ -20,6 +20,7 @@ import numpy as np
 from .embed import Embedder
 from .generate import Generator
 from .schema import Answer, Passage
+from .span import kind_of, short_answer
 
 REFUSAL = "The documents don't say."
 
@@ -263,7 +264,15 @@ class GroundedReader:
         text = with_date(question, text, [passages[n - 1] for n in sorted(cited) if n <= len(passages)])
         sources = [self._highlight(p, n, evidence) if n in cited else p
                    for n, p in enumerate(passages, start=1)]
-        yield Answer(question, text, sources, refused=False, method=method)
+        yield Answer(question, text, sources, refused=False, method=method, short=self.short(question, text))
+
+    @staticmethod
+    def short(question: str, text: str) -> str:
+        """The typed phrase (number, date, name, place) that answers the question, if any.
+        Other questions keep the sentence alone: their phrase is right too rarely to headline."""
+        if kind_of(question) == "other":
+            return ""
+        return short_answer(question, _CITATION.sub("", text)) or ""
 
     def _evidence(self, ranked: list[Evidence]) -> list[Evidence]:
         """The best sentences; a date line only travels along as the article date."""

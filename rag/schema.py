@@ -71,11 +71,15 @@ class Answer:
     """True when the documents do not hold the answer."""
     method: str = ""
     """How the text was made: `generated`, `extractive` (fallback) or `refusal`."""
+    short: str = ""
+    """The phrase in the text that answers the question (a number, date, name or place) when
+    the question asks for one and the text holds it; empty otherwise."""
 
     def to_dict(self) -> dict[str, Any]:
         return {
             "question": self.question,
             "answer": self.text,
+            "short": self.short,
             "refused": self.refused,
             "method": self.method,
             "sources": [s.to_dict() for s in self.sources],

@@ -116,6 +116,7 @@ def api_answer(answer: Answer) -> dict[str, Any]:
     cited = set(render.cited_numbers(answer))
     return {
         "answer": answer.text,
+        "short": answer.short,
         "refused": answer.refused,
         "method": answer.method,
         "cited": sorted(cited),
