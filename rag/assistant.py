@@ -84,12 +84,17 @@ class Assistant:
 
     @cached_property
     def retriever(self):
-        from .retrieve import DenseRetriever, HybridRetriever
+        from .retrieve import DenseRetriever, HybridRetriever, SentenceReranker
 
+        first: DenseRetriever | HybridRetriever
         if self.settings.hybrid:
-            return HybridRetriever(self.embedder, lambda: self.index_data, self._data,
-                                   self.settings.fusion, self.settings.dense_weight)
-        return DenseRetriever(self.embedder, lambda: self.index_data, self._data)
+            first = HybridRetriever(self.embedder, lambda: self.index_data, self._data,
+                                    self.settings.fusion, self.settings.dense_weight)
+        else:
+            first = DenseRetriever(self.embedder, lambda: self.index_data, self._data)
+        if self.settings.rerank:
+            return SentenceReranker(first, self.embedder, self.settings.rerank)
+        return first
 
     @cached_property
     def reader(self):

@@ -60,6 +60,7 @@ class Settings:
     fusion: str = _opt("convex",
                        "Hybrid fusion: convex (min-max normalised scores) or rrf (reciprocal rank, k=60).")
     dense_weight: float = _opt(0.5, "Weight of the dense side in convex fusion (BM25 gets the rest).")
+    rerank: int = _opt(0, "Re-score the top N passages by their best sentence (0: off; docs/EVALUATION.md).")
     min_score: float = _opt(0.36, "Refuse when the best evidence sentence is less similar than this.")
     fallback_min_score: float = _opt(
         0.49, "When the generated answer fails the check, answer with the best sentence only above this."
@@ -114,6 +115,8 @@ class Settings:
             raise ValueError("chunk_size must be at least 16 tokens")
         if not 0 <= self.chunk_overlap < self.chunk_size:
             raise ValueError("chunk_overlap must be between 0 and chunk_size - 1")
+        if self.rerank < 0:
+            raise ValueError("rerank must be 0 (off) or a number of passages")
         if self.top_k < 1:
             raise ValueError("top_k must be at least 1")
         if self.threads < 1:
