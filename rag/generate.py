@@ -60,12 +60,26 @@ class TransformersGenerator(Generator):
         )
         self.model.eval()
         self._lock = threading.Lock()  # one generation at a time: 2 cores, no gain in parallel
+        self._special: list[str] | None = None
 
     def _inputs(self, messages: Messages, prefix: str) -> Any:
+        messages = [{**m, "content": self.defuse(m["content"])} for m in messages]
         prompt = self.tokenizer.apply_chat_template(
             messages, add_generation_prompt=True, tokenize=False
         )
         return self.tokenizer(prompt + prefix, return_tensors="pt", add_special_tokens=False)
+
+    def defuse(self, text: str) -> str:
+        """Document and question text is data: a special token written in it ("<|im_start|>")
+        must not become one, or a document could open a new system turn of the prompt."""
+        if self._special is None:
+            added = getattr(self.tokenizer, "added_tokens_decoder", {}) or {}
+            tokens = set(self.tokenizer.all_special_tokens) | {t.content for t in added.values()}
+            self._special = sorted((t for t in tokens if len(t) > 1), key=len, reverse=True)
+        for token in self._special:
+            if token in text:
+                text = text.replace(token, f"{token[0]} {token[1:]}")
+        return text
 
     def stream(
         self, messages: Messages, max_new_tokens: int, prefix: str = "", one_sentence: bool = False

@@ -12,7 +12,7 @@ from typing import Any
 from .chunk import Chunker
 from .embed import Embedder
 from .index import Index
-from .ingest import LoadError, discover, doc_id_for, load_file
+from .ingest import MAX_FILE_BYTES, LoadError, discover, doc_id_for, load_file
 from .schema import Document, IndexReport, SkippedFile
 
 log = logging.getLogger(__name__)
@@ -22,10 +22,12 @@ Progress = Callable[[int, int], None]
 
 
 class Indexer:
-    def __init__(self, embedder: Embedder, chunker: Chunker, store_kind: str = "faiss"):
+    def __init__(self, embedder: Embedder, chunker: Chunker, store_kind: str = "faiss",
+                 max_bytes: int = MAX_FILE_BYTES):
         self.embedder = embedder
         self.chunker = chunker
         self.store_kind = store_kind
+        self.max_bytes = max_bytes
 
     def config(self) -> dict[str, Any]:
         """Everything the stored vectors depend on; a difference forces a rebuild."""
@@ -77,7 +79,7 @@ class Indexer:
                 report.unchanged.append(doc_id)
                 continue
             try:
-                doc = load_file(path, doc_id)
+                doc = load_file(path, doc_id, self.max_bytes)
             except LoadError as exc:
                 note = f"{exc}" + ("; kept the previously indexed version" if old else "")
                 report.skipped.append(SkippedFile(doc_id, note))
