@@ -19,6 +19,7 @@ from .config import Settings
 from .index import Index, IndexCorrupt, IndexMissing, current_generation, write_lock
 from .indexing import Indexer, Progress
 from .ingest import SUPPORTED_SUFFIXES, LoadError, load_file
+from .resume import EmbeddingCheckpoint
 from .schema import Answer, IndexReport, Passage, SkippedFile
 
 log = logging.getLogger(__name__)
@@ -153,10 +154,13 @@ class Assistant:
                 log.warning("document folder %s not found: using the index as it is", corpus)
                 self._index, self._checked_at = index, time.monotonic()
                 return IndexReport()
-            index, report = self.indexer.run(index, corpus, progress, guard=self._data)
+            checkpoint = EmbeddingCheckpoint(self.settings.index_dir, self.indexer.config())
+            index, report = self.indexer.run(index, corpus, progress, guard=self._data,
+                                             checkpoint=checkpoint)
             if report.changed or index.generation == 0:
                 index.save(self.settings.index_dir)
                 log.info("index updated: %s", report.summary())
+            checkpoint.clear()
             self._index, self._checked_at = index, time.monotonic()
             return report
 
