@@ -47,7 +47,8 @@ class Generator(ABC):
 class TransformersGenerator(Generator):
     """A local causal LM through transformers, greedy decoding (answers must be repeatable)."""
 
-    def __init__(self, location: str | Path, name: str, threads: int, dtype: str = "auto"):
+    def __init__(self, location: str | Path, name: str, threads: int, dtype: str = "auto",
+                 use_safetensors: bool | None = None):
         import torch
         from transformers import AutoModelForCausalLM, AutoTokenizer
 
@@ -56,7 +57,7 @@ class TransformersGenerator(Generator):
         self.dtype = resolve_dtype(dtype)
         self.tokenizer = AutoTokenizer.from_pretrained(str(location))
         self.model = AutoModelForCausalLM.from_pretrained(
-            str(location), dtype=getattr(torch, self.dtype)
+            str(location), dtype=getattr(torch, self.dtype), use_safetensors=use_safetensors
         )
         self.model.eval()
         self._lock = threading.Lock()  # one generation at a time: 2 cores, no gain in parallel
@@ -238,8 +239,9 @@ def make_generator(settings: Settings) -> Generator | None:
         return None
     if choice == "smollm2":
         location = dequantized_checkpoint(smollm2_gguf(), settings.cache_dir)
-        return TransformersGenerator(
-            location, "SmolLM2-135M-Instruct", settings.threads, settings.generator_dtype
+        return TransformersGenerator(  # our own cached copy: safetensors, never a pickle
+            location, "SmolLM2-135M-Instruct", settings.threads, settings.generator_dtype,
+            use_safetensors=True,
         )
     if choice.startswith("hf:"):
         name = choice[3:]
