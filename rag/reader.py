@@ -30,11 +30,11 @@ _PREAMBLE = re.compile(r"^(?:the answer is|answer|according to \[\d+\])\s*[:,]?\
                        re.IGNORECASE)
 _INSTRUCTION = re.compile(
     r"<\|[a-z_]+\|>"
-    r"|\b(?:ignore|disregard|forget|override)\b[^.]{0,60}\b(?:instructions?|prompts?|rules|documents?|"
-    r"context|above)\b"
-    r"|\b(?:system prompt|you are now|you must|developer mode|jailbreak|system override)\b"
-    r"|\b(?:answer|reply|respond|say|cite|print)\b[^.]{0,60}\b(?:every|all|any)\b[^.]{0,30}"
-    r"\b(?:questions?|answers?)\b",
+    r"|\b(?:ignore|disregard|forget)\b[^.]{0,40}\b(?:instructions?|prompts?|previous|prior|above)\b"
+    r"|\b(?:system prompt|you are now|developer mode|jailbreak|system override)\b"
+    r"|\bas an? (?:ai|assistant|language model)\b"
+    r"|\b(?:assistant|ai|model|chatbot)s? (?:must|should|will) (?:answer|reply|respond|say)\b"
+    r"|\bfor (?:every|each|any) (?:answer|question|reply)\b",
     re.IGNORECASE,
 )
 """Sentences that address the assistant ("ignore previous instructions", chat-template tokens)."""
