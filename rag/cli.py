@@ -137,7 +137,9 @@ def _run(args: argparse.Namespace) -> int:
     if args.command == "config":
         for var, _default, help_text in describe():
             field = var.removeprefix("RAG_").lower()
-            print(f"{var}={getattr(settings, field)}    # {help_text}")
+            value = getattr(settings, field)
+            shown = "***" if field.endswith("_key") and value else value  # never print a secret
+            print(f"{var}={shown}    # {help_text}")
         return 0
 
     if args.command == "eval":

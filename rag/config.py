@@ -65,7 +65,16 @@ class Settings:
         0.49, "When the generated answer fails the check, answer with the best sentence only above this."
     )
     generator: str = _opt(DEFAULT_GENERATOR,
-                          "smollm2 (packaged GGUF), extractive (no LLM) or hf:<hub name or path>.")
+                          "smollm2 (packaged GGUF), extractive (no LLM), hf:<hub name or path>, "
+                          "openai:<model> (an OpenAI-compatible server at openai_base_url) or "
+                          "ollama:<model> (at ollama_url).")
+    openai_base_url: str = _opt(
+        "", "OpenAI-compatible endpoint, e.g. http://127.0.0.1:8080/v1 (empty: OpenAI's own)."
+    )
+    openai_api_key: str = _opt("", "Key for that endpoint (local servers need none; else OPENAI_API_KEY).")
+    ollama_url: str = _opt("http://127.0.0.1:11434", "Ollama server for ollama:<model>.")
+    generator_timeout: float = _opt(30.0, "Seconds a remote generator gets for one answer, retries included.")
+    generator_retries: int = _opt(2, "Retries of a remote generator that fails before its first token.")
     generator_dtype: str = _opt(
         "auto",
         "auto (bfloat16 where the CPU has bf16 units: faster prompt reading), float32 or bfloat16.",
@@ -118,6 +127,8 @@ class Settings:
             raise ValueError("fusion must be rrf or convex")
         if not 0 <= self.dense_weight <= 1:
             raise ValueError("dense_weight must be between 0 and 1")
+        if self.generator_timeout <= 0 or self.generator_retries < 0:
+            raise ValueError("generator_timeout must be positive and generator_retries at least 0")
 
 
 def _coerce(name: str, raw: str, kind: Any) -> Any:
