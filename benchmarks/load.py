@@ -159,7 +159,7 @@ def report(figures: dict, command: str) -> str:
               f"with {up['in_flight']} questions still to answer, and the new document was found"
               if up.get("found") else "no upload (a running server was measured)")
     lines = [
-        "## Load",
+        "## Reliability: load",
         "",
         f"{figures['clients']} concurrent `gradio_client` clients x {figures['per_client']} "
         f"questions each ({figures['questions']} answers) through `/ask` of a real `rag serve` on "
@@ -175,14 +175,16 @@ def report(figures: dict, command: str) -> str:
         "",
         f"Errors: {len(figures['failures'])}; correct answers: {figures['answered_correctly']} of "
         f"{figures['questions']}; throughput {figures['throughput_per_s']:.2f} answers/s over "
-        f"{figures['seconds']:.0f} s. Left out (wrong even without load): "
+        f"{figures['seconds']:.0f} s, i.e. {figures['seconds'] / max(1, figures['questions']):.2f} s "
+        "of server time per answer. Left out (wrong even without load): "
         f"{len(figures.get('missed_alone', []))} of the non-hard seed questions.",
         "",
-        "The machine (2 cores) was shared with other work while measuring: the figures are noisy; "
-        "with one answer at a time, p95 is about the number of clients times the time of one "
-        "answer.",
+        "The server answers one question at a time (two cores; a second generation in parallel "
+        "only slows both), so with N clients waiting, a question waits for about N - 1 answers: "
+        "p50 and p95 are mostly queueing. The machine was shared with other work while measuring "
+        "(load average above 10 on 2 cores): the figures are noisy.",
         "",
-        f"Command: `{command}`",
+        f"Measured {time.strftime('%Y-%m-%d')} with `{command}`.",
     ]
     return "\n".join(lines)
 
