@@ -203,7 +203,9 @@ def _index(assistant, args: argparse.Namespace) -> int:
         if args.quiet:
             return
         if bar is None:
-            bar = tqdm(total=total, unit="chunk", desc="embedding", file=sys.stderr)
+            # resumed chunks (from an interrupted run) count as done but not into the rate
+            bar = tqdm(total=total, initial=done, unit="chunk", desc="embedding", file=sys.stderr,
+                       dynamic_ncols=True, smoothing=0.1)
         bar.update(done - bar.n)
 
     try:

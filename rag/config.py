@@ -83,6 +83,9 @@ class Settings:
     max_new_tokens: int = _opt(24, "Upper bound on generated tokens per answer (a few words are asked).")
     evidence_sentences: int = _opt(2, "Sentences of evidence given to the generator.")
     max_question_chars: int = _opt(1000, "Longer questions are cut to this many characters.")
+    max_document_mb: int = _opt(
+        50, "Larger files (and PDFs whose text expands beyond this many million characters) are "
+        "refused with a message, before they are read: memory stays bounded.")
     upload_max_size: str = _opt("25mb", "Largest file the web page accepts (Gradio size, e.g. 100mb).")
     threads: int = _opt(help="CPU threads for torch and FAISS.", factory=_default_threads)
 
@@ -119,6 +122,8 @@ class Settings:
             raise ValueError("rerank must be 0 (off) or a number of passages")
         if self.top_k < 1:
             raise ValueError("top_k must be at least 1")
+        if self.max_document_mb < 1:
+            raise ValueError("max_document_mb must be at least 1")
         if self.threads < 1:
             raise ValueError("threads must be at least 1")
         if self.fusion not in ("rrf", "convex"):

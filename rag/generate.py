@@ -47,7 +47,8 @@ class Generator(ABC):
 class TransformersGenerator(Generator):
     """A local causal LM through transformers, greedy decoding (answers must be repeatable)."""
 
-    def __init__(self, location: str | Path, name: str, threads: int, dtype: str = "auto"):
+    def __init__(self, location: str | Path, name: str, threads: int, dtype: str = "auto",
+                 use_safetensors: bool | None = None):
         import torch
         from transformers import AutoModelForCausalLM, AutoTokenizer
 
@@ -56,16 +57,30 @@ class TransformersGenerator(Generator):
         self.dtype = resolve_dtype(dtype)
         self.tokenizer = AutoTokenizer.from_pretrained(str(location))
         self.model = AutoModelForCausalLM.from_pretrained(
-            str(location), dtype=getattr(torch, self.dtype)
+            str(location), dtype=getattr(torch, self.dtype), use_safetensors=use_safetensors
         )
         self.model.eval()
         self._lock = threading.Lock()  # one generation at a time: 2 cores, no gain in parallel
+        self._special: list[str] | None = None
 
     def _inputs(self, messages: Messages) -> Any:
+        messages = [{**m, "content": self.defuse(m["content"])} for m in messages]
         prompt = self.tokenizer.apply_chat_template(
             messages, add_generation_prompt=True, tokenize=False
         )
         return self.tokenizer(prompt, return_tensors="pt", add_special_tokens=False)
+
+    def defuse(self, text: str) -> str:
+        """Document and question text is data: a special token written in it ("<|im_start|>")
+        must not become one, or a document could open a new system turn of the prompt."""
+        if self._special is None:
+            added = getattr(self.tokenizer, "added_tokens_decoder", {}) or {}
+            tokens = set(self.tokenizer.all_special_tokens) | {t.content for t in added.values()}
+            self._special = sorted((t for t in tokens if len(t) > 1), key=len, reverse=True)
+        for token in self._special:
+            if token in text:
+                text = text.replace(token, f"{token[0]} {token[1:]}")
+        return text
 
     def stream(self, messages: Messages, max_new_tokens: int, one_sentence: bool = False) -> Iterator[str]:
         import torch
@@ -227,8 +242,9 @@ def make_generator(settings: Settings) -> Generator | None:
         return None
     if choice == "smollm2":
         location = dequantized_checkpoint(smollm2_gguf(), settings.cache_dir)
-        return TransformersGenerator(
-            location, "SmolLM2-135M-Instruct", settings.threads, settings.generator_dtype
+        return TransformersGenerator(  # our own cached copy: safetensors, never a pickle
+            location, "SmolLM2-135M-Instruct", settings.threads, settings.generator_dtype,
+            use_safetensors=True,
         )
     kind, _, name = choice.partition(":")
     if kind == "hf" and name:

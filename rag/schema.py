@@ -102,6 +102,8 @@ class IndexReport:
     unchanged: list[str] = field(default_factory=list)
     skipped: list[SkippedFile] = field(default_factory=list)
     chunks_embedded: int = 0
+    chunks_resumed: int = 0
+    """Chunks whose vectors an interrupted run had already made (rag/resume.py)."""
     rebuilt_because: str | None = None
 
     @property
@@ -116,6 +118,8 @@ class IndexReport:
             f"{len(self.unchanged)} unchanged",
             f"{self.chunks_embedded} chunks embedded",
         ]
+        if self.chunks_resumed:
+            parts.append(f"{self.chunks_resumed} chunks resumed")
         if self.skipped:
             parts.append(f"{len(self.skipped)} skipped")
         return ", ".join(parts)
