@@ -87,7 +87,8 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--mode", choices=["rc", "e2e"], default="rc",
                    help="rc: the gold paragraph is given to the reader; e2e: all paragraphs are "
                    "indexed, the assistant retrieves and answers")
-    e.add_argument("--limit", type=int, default=None, metavar="N", help="N questions spread evenly over the file")
+    e.add_argument("--limit", type=int, default=None, metavar="N",
+                   help="N questions spread evenly over the file")
     e = bench.add_parser("seed", help="the project's own question set, with refusals")
     e.add_argument("--questions", metavar="FILE", default=None,
                    help="default: benchmarks/seed_questions.json over seeds/")
