@@ -50,6 +50,8 @@ def build_parser() -> argparse.ArgumentParser:
                        "folders) into the library and index them.")
     p.add_argument("paths", nargs="*", help="files or folders to add")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.add_argument("--shard", metavar="I/N", help="index only shard I of N of the library (parallel "
+                   "workers writing into one shared store, RAG_STORE=milvus)")
 
     p = sub.add_parser("ask", help="answer a question from the documents")
     p.add_argument("question", help="the question (quote it)")
@@ -195,17 +197,22 @@ def _index(assistant, args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
     bar: tqdm | None = None
+    shard = _shard(assistant, args)
+    worker = f"worker {shard}: " if shard else ""
 
     def progress(done: int, total: int) -> None:
         nonlocal bar
         if args.quiet:
             return
         if bar is None:
-            bar = tqdm(total=total, unit="chunk", desc="embedding", file=sys.stderr)
+            bar = tqdm(total=total, unit="chunk", desc=f"{worker}embedding", file=sys.stderr)
         bar.update(done - bar.n)
 
     try:
-        report = assistant.add(args.paths, progress) if args.paths else assistant.refresh(progress)
+        if args.paths:
+            report = assistant.add(args.paths, progress)
+        else:
+            report = assistant.refresh(progress, shard=shard)
     finally:
         if bar is not None:
             bar.close()
@@ -213,9 +220,23 @@ def _index(assistant, args: argparse.Namespace) -> int:
         print(f"skipped {skipped.path}: {skipped.reason}", file=sys.stderr)
     if report.rebuilt_because:
         print(f"rebuilt: {report.rebuilt_because}", file=sys.stderr)
-    print(f"index: {report.summary()}; {len(assistant.documents())} documents in "
-          f"{assistant.settings.index_dir}")
+    where = assistant.indexer.store_options.get("uri") or assistant.settings.index_dir
+    print(f"{worker}index: {report.summary()}; {len(assistant.documents())} documents in {where}")
     return 0
+
+
+def _shard(assistant, args: argparse.Namespace):
+    if not args.shard:
+        return None
+    from .shard import Shard
+
+    shard = Shard.parse(args.shard)
+    if args.paths:
+        raise ValueError("--shard indexes the library folder: give no paths")
+    if not assistant.shared_store:
+        raise ValueError(f"--shard needs a store that several processes can write (RAG_STORE=milvus), "
+                         f"not {assistant.settings.store}")
+    return shard
 
 
 def _eval(settings, args: argparse.Namespace) -> int:

@@ -154,9 +154,12 @@ class MilvusStore(VectorStore):
         try:
             self.client.create_collection(name, schema=schema, index_params=index_params,
                                           consistency_level="Strong")
-        except Exception:  # another worker created it first
-            if not self.client.has_collection(name):
-                raise
+        except Exception:  # another worker is creating it: wait until it is there
+            for _ in range(50):
+                if self.client.has_collection(name):
+                    return
+                time.sleep(0.2)
+            raise
 
     def _dimension_of(self, name: str) -> int:
         for f in self.client.describe_collection(name)["fields"]:
