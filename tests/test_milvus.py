@@ -4,10 +4,13 @@ processes sharing one collection."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import socket
 import subprocess
 import sys
+import time
 import uuid
 from pathlib import Path
 
@@ -127,3 +130,53 @@ def test_processes_share_one_collection(milvus_uri, tmp_path: Path):
         ["ferry.txt", "lighthouse.txt"]
     _rag(env_a, "remove", "lighthouse.txt")
     assert [d["id"] for d in json.loads(_rag(env_b, "list", "--json").stdout)] == ["ferry.txt"]
+
+
+def _serve(env: dict[str, str], port: int, log: Path) -> subprocess.Popen:
+    with open(log, "w") as fh:
+        return subprocess.Popen([sys.executable, "-m", "rag.cli", "serve", "--port", str(port)],
+                                env=env, stdout=fh, stderr=subprocess.STDOUT)
+
+
+def _wait_listening(proc: subprocess.Popen, port: int, log: Path, timeout: float = 300) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        assert proc.poll() is None, log.read_text()
+        with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), 0.5):
+            return
+        time.sleep(0.5)
+    raise TimeoutError(log.read_text())
+
+
+def test_two_servers_see_each_others_uploads(milvus_uri, tmp_path: Path):
+    """Two `rag serve` processes on different ports, stateless over one Milvus collection."""
+    from gradio_client import Client, handle_file
+
+    from rag.milvus import _free_port
+
+    collection = _collection()
+    servers = []
+    try:
+        for name in ("a", "b"):
+            env = _env(milvus_uri, collection, tmp_path / f"{name}-library", tmp_path / f"{name}-index")
+            env["GRADIO_TEMP_DIR"] = str(tmp_path / f"{name}-uploads")
+            port = _free_port()
+            servers.append((_serve(env, port, tmp_path / f"{name}.log"), port, tmp_path / f"{name}.log"))
+        for proc, port, log in servers:
+            _wait_listening(proc, port, log)
+        a, b = (Client(f"http://127.0.0.1:{port}/", verbose=False) for _, port, _ in servers)
+        note = tmp_path / "orchard.md"
+        note.write_text("# Orchard\n\nThe orchard on Kestrel Hill grows forty-two kinds of pear.\n")
+        assert a.predict([handle_file(str(note))], api_name="/add_documents")["added"] == ["orchard.md"]
+        deadline = time.monotonic() + 30
+        while "orchard.md" not in [d["id"] for d in b.predict(api_name="/documents")]:
+            assert time.monotonic() < deadline, "server b never saw server a's upload"
+            time.sleep(1)
+        assert "forty-two kinds of pear" in b.predict("orchard.md", api_name="/document")["text"]
+        job = b.submit("How many kinds of pear grow in the orchard on Kestrel Hill?", 4, [], api_name="/ask")
+        final = job.result()
+        assert "forty-two" in final["answer"] and final["sources"][0]["doc_id"] == "orchard.md"
+    finally:
+        for proc, _, _ in servers:
+            proc.terminate()
+            proc.wait(30)
