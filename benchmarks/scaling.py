@@ -2,7 +2,7 @@
 100k chunks on FAISS and on Milvus.
 
     python benchmarks/scaling.py --scifact /work/shared/datasets/scifact --docs 600 \\
-        --workers 1,2,4 --chunks 100000 --queries 200
+        --workers 1,2,4 --chunks 100000 --queries 200 [--parts ingest,search,sizes]
 
 Ingestion: SciFact abstracts written as files into a library, then N `rag index --shard i/N`
 processes started together against one Milvus Lite server (started here on 127.0.0.1) and
@@ -15,7 +15,10 @@ Search: 100k chunks with SciFact sentences as text and synthetic unit vectors (r
 embedding 100k chunks would take most of an hour on this machine; exact search cost does not
 depend on the values). Latency per query, one query at a time, dense top-50 and BM25 top-50,
 on FAISS (IndexFlatIP, bm25s in process) and Milvus (FLAT, BM25 function, over gRPC on
-loopback), median of `--repeats` passes over the queries.
+loopback), median of `--repeats` passes over the queries, one thread per search.
+
+Sizes: bytes per vector of FLAT, IVF_FLAT, IVF_SQ8, IVF_PQ and HNSW, as FAISS serializes them
+(Milvus' knowhere engine builds these index types on FAISS), for the on-paper cluster sizing.
 """
 
 from __future__ import annotations
@@ -37,6 +40,10 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
 os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+# one thread per search, here and in the Milvus Lite server: one query at a time is measured,
+# and on a shared 2-core machine FAISS's OpenMP pool only adds contention (torch in the
+# indexing workers gets RAG_THREADS explicitly)
+os.environ["OMP_NUM_THREADS"] = "1"
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -126,6 +133,9 @@ def search(args: argparse.Namespace, uri: str) -> dict:
     from rag.lexical import Bm25
     from rag.store import FaissStore
 
+    import faiss
+
+    faiss.omp_set_num_threads(1)
     rng = np.random.default_rng(0)
     n, dim = args.chunks, 384
     vectors = rng.standard_normal((n, dim)).astype(np.float32)
@@ -162,7 +172,32 @@ def search(args: argparse.Namespace, uri: str) -> dict:
     return out
 
 
-def report(ingest_rows: list[dict], search_row: dict, command: str) -> str:
+def index_sizes(n: int, dim: int = 384) -> list[dict]:
+    """Bytes per vector of the FAISS index types Milvus' engine (knowhere) builds on, measured
+    as the serialized size of each index over n synthetic vectors (what a query node holds)."""
+    import faiss
+
+    rng = np.random.default_rng(1)
+    x = rng.standard_normal((n, dim)).astype(np.float32)
+    x /= np.linalg.norm(x, axis=1, keepdims=True)
+    nlist = max(16, int(4 * np.sqrt(n)))
+    specs = {"FLAT": "IDMap2,Flat", f"IVF_FLAT (nlist {nlist})": f"IVF{nlist},Flat",
+             "IVF_SQ8": f"IVF{nlist},SQ8", "IVF_PQ (m=48, 8 bits)": f"IVF{nlist},PQ48x8",
+             "HNSW (M=16)": "IDMap2,HNSW16", "HNSW (M=32)": "IDMap2,HNSW32"}
+    rows = []
+    for name, factory in specs.items():
+        index = faiss.index_factory(dim, factory, faiss.METRIC_INNER_PRODUCT)
+        t = time.perf_counter()
+        index.train(x[: min(n, 50 * nlist)])
+        index.add_with_ids(x, np.arange(n, dtype=np.int64))
+        build = time.perf_counter() - t
+        size = len(faiss.serialize_index(index))
+        rows.append({"index": name, "bytes_per_vector": size / n, "build_s": build})
+        print(rows[-1], file=sys.stderr)
+    return rows
+
+
+def report(ingest_rows: list[dict], search_row: dict, command: str, sizes: list[dict] | None = None) -> str:
     lines = [f"Command: `{command}`", ""]
     if ingest_rows:
         lines += ["| store | workers | chunks | wall time (s) | chunks/s | vs 1 Milvus worker |",
@@ -184,7 +219,13 @@ def report(ingest_rows: list[dict], search_row: dict, command: str) -> str:
             lines.append(f"| {label.split(' ', 1)[0]} | {label.split(' ', 1)[1]} | "
                          f"{pct(s[key], 0.5):.1f} | {pct(s[key], 0.95):.1f} |")
         lines += ["", f"Build: FAISS + bm25s {s['faiss_build_s']:.1f} s; Milvus insert "
-                  f"{s['milvus_insert_s']:.1f} s + flush {s['milvus_flush_s']:.1f} s."]
+                  f"{s['milvus_insert_s']:.1f} s + flush {s['milvus_flush_s']:.1f} s.", ""]
+    if sizes:
+        lines += ["| index type | bytes per vector | GB per million | GB per 100M | build (s) |",
+                  "|---|---|---|---|---|"]
+        for r in sizes:
+            b = r["bytes_per_vector"]
+            lines.append(f"| {r['index']} | {b:.0f} | {b / 1000:.3f} | {b / 10:.1f} | {r['build_s']:.1f} |")
     return "\n".join(lines)
 
 
@@ -197,19 +238,24 @@ def main() -> None:
     parser.add_argument("--queries", type=int, default=200)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--threads", type=int, default=os.cpu_count() or 1, help="cores to share")
-    parser.add_argument("--skip", choices=["ingest", "search"], help="leave one part out")
+    parser.add_argument("--parts", default="ingest,search,sizes",
+                        help="which parts to run: ingest, search, sizes (index bytes per vector)")
+    parser.add_argument("--size-vectors", type=int, default=100_000, help="vectors for the sizes part")
     parser.add_argument("--json", metavar="FILE", help="also write the raw figures here")
     args = parser.parse_args()
     args.workers = [int(w) for w in args.workers.split(",")]
+    parts = set(args.parts.split(","))
     command = "python " + " ".join(sys.argv)
     with tempfile.TemporaryDirectory(prefix="rag-scaling-") as tmp:
         work = Path(tmp)
         with lite_server(work / "milvus") as uri:
-            ingest_rows = ingestion(args, uri, work) if args.skip != "ingest" else []
-            search_row = search(args, uri) if args.skip != "search" else {}
+            ingest_rows = ingestion(args, uri, work) if "ingest" in parts else []
+            search_row = search(args, uri) if "search" in parts else {}
+    sizes = index_sizes(args.size_vectors) if "sizes" in parts else []
     if args.json:
-        Path(args.json).write_text(json.dumps({"ingest": ingest_rows, "search": search_row}, indent=1))
-    print(report(ingest_rows, search_row, command))
+        Path(args.json).write_text(json.dumps({"ingest": ingest_rows, "search": search_row, "sizes": sizes},
+                                              indent=1))
+    print(report(ingest_rows, search_row, command, sizes))
 
 
 if __name__ == "__main__":
