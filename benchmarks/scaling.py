@@ -130,10 +130,10 @@ def timed(fn, queries: list, repeats: int) -> list[float]:
 
 
 def search(args: argparse.Namespace, uri: str) -> dict:
+    import faiss
+
     from rag.lexical import Bm25
     from rag.store import FaissStore
-
-    import faiss
 
     faiss.omp_set_num_threads(1)
     rng = np.random.default_rng(0)
