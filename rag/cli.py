@@ -57,6 +57,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("question", help="the question (quote it)")
     p.add_argument("-k", type=int, default=None, help="number of passages to retrieve")
     p.add_argument("--json", action="store_true", help="print the answer and sources as JSON")
+    p.add_argument("--doc", action="append", metavar="DOC_ID", help="only from this document (repeatable)")
+    p.add_argument("--since", metavar="YYYY-MM-DD", help="only from documents dated on or after")
+    p.add_argument("--until", metavar="YYYY-MM-DD", help="only from documents dated on or before")
 
     p = sub.add_parser("list", help="list the indexed documents")
     p.add_argument("--json", action="store_true", help="print as JSON")
@@ -146,13 +149,14 @@ def _run(args: argparse.Namespace) -> int:
         return _eval(settings, args)
 
     from .assistant import Assistant, QuestionError
+    from .filters import Where
 
     assistant = Assistant(settings)
     if args.command == "index":
         return _index(assistant, args)
     if args.command == "ask":
         try:
-            answer = assistant.ask(args.question, args.k)
+            answer = assistant.ask(args.question, args.k, Where.of(args.doc, args.since, args.until))
         except QuestionError as exc:
             print(f"error: {exc}", file=sys.stderr)
             return 2

@@ -123,6 +123,9 @@ def test_processes_share_one_collection(milvus_uri, tmp_path: Path):
     answer = json.loads(_rag(env_b, "ask", "--json", "What colours did the keeper paint the tower?").stdout)
     assert not answer["refused"] and answer["sources"][0]["doc_id"] == "lighthouse.txt"
     assert "red" in answer["answer"]
+    filtered = json.loads(_rag(env_b, "ask", "--json", "--until", "2020-12-31",
+                               "What colours did the keeper paint the tower?").stdout)
+    assert filtered["refused"] and filtered["sources"] == []
     other = tmp_path / "ferry.txt"
     other.write_text("The ferry to the island leaves every hour from pier four.")
     _rag(env_b, "index", "--quiet", str(other))
