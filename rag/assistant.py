@@ -21,6 +21,7 @@ from .filters import Where
 from .index import Index, IndexCorrupt, IndexMissing, write_lock
 from .indexing import Indexer, Progress
 from .ingest import SUPPORTED_SUFFIXES, LoadError, load_file
+from .resume import EmbeddingCheckpoint
 from .schema import Answer, IndexReport, Passage, SkippedFile
 from .shard import Shard
 from .store import store_class
@@ -33,6 +34,12 @@ for _name, _value in {
     "TOKENIZERS_PARALLELISM": "false",
 }.items():
     os.environ.setdefault(_name, _value)
+
+
+_ANSI = re.compile(r"\x1b\[[0-9;?]*[ -/]*[@-~]")
+"""Terminal colour and cursor codes pasted along with a question."""
+_INVISIBLE = re.compile("[\u200b-\u200f\u202a-\u202e\u2060-\u2064\ufeff]")
+"""Zero-width and text-direction marks: they split words without showing."""
 
 
 class QuestionError(ValueError):
@@ -78,8 +85,12 @@ class Assistant:
         chunker = Chunker.for_tokenizer(
             self.embedder.tokenizer, self.settings.chunk_size, self.settings.chunk_overlap
         )
-        return Indexer(self.embedder, chunker, self.settings.store,
+        return Indexer(self.embedder, chunker, self.settings.store, self.max_bytes,
                        store_class(self.settings.store).options(self.settings))
+
+    @property
+    def max_bytes(self) -> int:
+        return self.settings.max_document_mb * 1024 * 1024
 
     @property
     def shared_store(self) -> bool:
@@ -94,12 +105,17 @@ class Assistant:
 
     @cached_property
     def retriever(self):
-        from .retrieve import DenseRetriever, HybridRetriever
+        from .retrieve import DenseRetriever, HybridRetriever, SentenceReranker
 
+        first: DenseRetriever | HybridRetriever
         if self.settings.hybrid:
-            return HybridRetriever(self.embedder, lambda: self.index_data, self._data,
-                                   self.settings.fusion, self.settings.dense_weight)
-        return DenseRetriever(self.embedder, lambda: self.index_data, self._data)
+            first = HybridRetriever(self.embedder, lambda: self.index_data, self._data,
+                                    self.settings.fusion, self.settings.dense_weight)
+        else:
+            first = DenseRetriever(self.embedder, lambda: self.index_data, self._data)
+        if self.settings.rerank:
+            return SentenceReranker(first, self.embedder, self.settings.rerank)
+        return first
 
     @cached_property
     def reader(self):
@@ -159,10 +175,15 @@ class Assistant:
                 log.warning("document folder %s not found: using the index as it is", corpus)
                 self._index, self._checked_at = index, time.monotonic()
                 return IndexReport()
-            index, report = self.indexer.run(index, corpus, progress, guard=self._data, shard=shard)
+            # parallel shard workers keep their resume files apart (one clears only its own)
+            resume_dir = self.settings.index_dir / (f"shard-{shard.number}-of-{shard.count}" if shard else "")
+            checkpoint = EmbeddingCheckpoint(resume_dir, self.indexer.config())
+            index, report = self.indexer.run(index, corpus, progress, guard=self._data,
+                                             checkpoint=checkpoint, shard=shard)
             if report.changed or index.generation == 0:
                 index.save(self.settings.index_dir)
                 log.info("index updated: %s", report.summary())
+            checkpoint.clear()
             self._index, self._checked_at = index, time.monotonic()
             return report
 
@@ -175,7 +196,7 @@ class Assistant:
         rejected: list[SkippedFile] = []
         for path in _expand(paths):
             try:
-                load_file(path)
+                load_file(path, max_bytes=self.max_bytes)
             except LoadError as exc:
                 rejected.append(SkippedFile(path.name, str(exc)))
                 continue
@@ -219,7 +240,12 @@ class Assistant:
     def _question(self, question: str) -> str:
         if not isinstance(question, str) or not question.strip():
             raise QuestionError("Please type a question.")
+        question = question[: 4 * self.settings.max_question_chars]  # bound the work below
+        question = _ANSI.sub("", question)
+        question = _INVISIBLE.sub("", question)
         question = re.sub(r"[\x00-\x08\x0b-\x1f\x7f]", " ", question).strip()
+        if not question:
+            raise QuestionError("Please type a question.")
         return question[: self.settings.max_question_chars]
 
     def search(self, query: str, k: int | None = None, where: Where | None = None) -> list[Passage]:
@@ -249,15 +275,17 @@ class Assistant:
 
 
 def safe_filename(name: str) -> str:
-    """A plain file name: no folders, no control characters, no leading dot, bounded length."""
+    """A plain file name: no folders, no control characters, no leading dot, at most 160 bytes
+    (file systems allow 255), and the type suffix kept so the file is still indexed."""
     name = name.replace("\\", "/").split("/")[-1]
     name = re.sub(r"[\x00-\x1f\x7f]", "", name)
-    name = re.sub(r"[^\w.\- ()]+", "_", name).strip(" .")
     stem, dot, suffix = name.rpartition(".")
     if not dot:
         stem, suffix = name, ""
-    stem = stem[:150] or "document"
-    return f"{stem}.{suffix[:10]}" if suffix else stem
+    stem = re.sub(r"[^\w.\- ()]+", "_", stem).strip(" .")
+    suffix = re.sub(r"[^\w]+", "", suffix)[:10]
+    stem = stem.encode()[:150].decode("utf-8", "ignore").rstrip(" .") or "document"
+    return f"{stem}.{suffix}" if suffix else stem
 
 
 def _expand(paths: Iterable[str | Path]) -> Iterator[Path]:

@@ -92,7 +92,8 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--mode", choices=["rc", "e2e"], default="rc",
                    help="rc: the gold paragraph is given to the reader; e2e: all paragraphs are "
                    "indexed, the assistant retrieves and answers")
-    e.add_argument("--limit", type=int, default=None, metavar="N", help="first N questions only")
+    e.add_argument("--limit", type=int, default=None, metavar="N",
+                   help="N questions spread evenly over the file")
     e = bench.add_parser("seed", help="the project's own question set, with refusals")
     e.add_argument("--questions", metavar="FILE", default=None,
                    help="default: benchmarks/seed_questions.json over seeds/")
@@ -142,7 +143,9 @@ def _run(args: argparse.Namespace) -> int:
     if args.command == "config":
         for var, _default, help_text in describe():
             field = var.removeprefix("RAG_").lower()
-            print(f"{var}={getattr(settings, field)}    # {help_text}")
+            value = getattr(settings, field)
+            shown = "***" if field.endswith("_key") and value else value  # never print a secret
+            print(f"{var}={shown}    # {help_text}")
         return 0
 
     if args.command == "eval":
@@ -209,7 +212,9 @@ def _index(assistant, args: argparse.Namespace) -> int:
         if args.quiet:
             return
         if bar is None:
-            bar = tqdm(total=total, unit="chunk", desc=f"{worker}embedding", file=sys.stderr)
+            # resumed chunks (from an interrupted run) count as done but not into the rate
+            bar = tqdm(total=total, initial=done, unit="chunk", desc=f"{worker}embedding",
+                       file=sys.stderr, dynamic_ncols=True, smoothing=0.1)
         bar.update(done - bar.n)
 
     try:

@@ -63,12 +63,22 @@ class Settings:
     fusion: str = _opt("convex",
                        "Hybrid fusion: convex (min-max normalised scores) or rrf (reciprocal rank, k=60).")
     dense_weight: float = _opt(0.5, "Weight of the dense side in convex fusion (BM25 gets the rest).")
+    rerank: int = _opt(0, "Re-score the top N passages by their best sentence (0: off; docs/EVALUATION.md).")
     min_score: float = _opt(0.36, "Refuse when the best evidence sentence is less similar than this.")
     fallback_min_score: float = _opt(
         0.49, "When the generated answer fails the check, answer with the best sentence only above this."
     )
     generator: str = _opt(DEFAULT_GENERATOR,
-                          "smollm2 (packaged GGUF), extractive (no LLM) or hf:<hub name or path>.")
+                          "smollm2 (packaged GGUF), extractive (no LLM), hf:<hub name or path>, "
+                          "openai:<model> (an OpenAI-compatible server at openai_base_url) or "
+                          "ollama:<model> (at ollama_url).")
+    openai_base_url: str = _opt(
+        "", "OpenAI-compatible endpoint, e.g. http://127.0.0.1:8080/v1 (empty: OpenAI's own)."
+    )
+    openai_api_key: str = _opt("", "Key for that endpoint (local servers need none; else OPENAI_API_KEY).")
+    ollama_url: str = _opt("http://127.0.0.1:11434", "Ollama server for ollama:<model>.")
+    generator_timeout: float = _opt(30.0, "Seconds a remote generator gets for one answer, retries included.")
+    generator_retries: int = _opt(2, "Retries of a remote generator that fails before its first token.")
     generator_dtype: str = _opt(
         "auto",
         "auto (bfloat16 where the CPU has bf16 units: faster prompt reading), float32 or bfloat16.",
@@ -76,6 +86,9 @@ class Settings:
     max_new_tokens: int = _opt(24, "Upper bound on generated tokens per answer (a few words are asked).")
     evidence_sentences: int = _opt(2, "Sentences of evidence given to the generator.")
     max_question_chars: int = _opt(1000, "Longer questions are cut to this many characters.")
+    max_document_mb: int = _opt(
+        50, "Larger files (and PDFs whose text expands beyond this many million characters) are "
+        "refused with a message, before they are read: memory stays bounded.")
     upload_max_size: str = _opt("25mb", "Largest file the web page accepts (Gradio size, e.g. 100mb).")
     threads: int = _opt(help="CPU threads for torch and FAISS.", factory=_default_threads)
 
@@ -108,14 +121,20 @@ class Settings:
             raise ValueError("chunk_size must be at least 16 tokens")
         if not 0 <= self.chunk_overlap < self.chunk_size:
             raise ValueError("chunk_overlap must be between 0 and chunk_size - 1")
+        if self.rerank < 0:
+            raise ValueError("rerank must be 0 (off) or a number of passages")
         if self.top_k < 1:
             raise ValueError("top_k must be at least 1")
+        if self.max_document_mb < 1:
+            raise ValueError("max_document_mb must be at least 1")
         if self.threads < 1:
             raise ValueError("threads must be at least 1")
         if self.fusion not in ("rrf", "convex"):
             raise ValueError("fusion must be rrf or convex")
         if not 0 <= self.dense_weight <= 1:
             raise ValueError("dense_weight must be between 0 and 1")
+        if self.generator_timeout <= 0 or self.generator_retries < 0:
+            raise ValueError("generator_timeout must be positive and generator_retries at least 0")
 
 
 def _coerce(name: str, raw: str, kind: Any) -> Any:

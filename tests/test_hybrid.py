@@ -7,7 +7,7 @@ import pytest
 
 from rag import Assistant, Settings
 from rag.index import Index
-from rag.retrieve import DenseRetriever, HybridRetriever, fuse
+from rag.retrieve import DenseRetriever, HybridRetriever, SentenceReranker, fuse
 
 
 def test_fusions():
@@ -62,3 +62,19 @@ def test_hybrid_keeps_dense_answers_and_scores_in_range(assistant: Assistant):
         got = hybrid.run("Why did Putin travel to Beijing?", 4)
         assert len(got) == min(4, len(index.chunks)) and all(0 <= p.score <= 1 for p in got)
         assert got[0].chunk_id in {p.chunk_id for p in dense.run("Why did Putin travel to Beijing?", 4)}
+
+
+def test_sentence_reranker_reorders_the_first_stage(assistant: Assistant):
+    first = assistant.retriever
+    reranker = SentenceReranker(first, assistant.embedder, candidates=6)
+    question = "Which city did Putin arrive in?"
+    candidates = first.run(question, 6)
+    best = reranker.best_sentences(question, candidates)
+    assert best.shape == (len(candidates),) and (best > -1).all() and (best <= 1.0001).all()
+    kept = reranker.combine(candidates, best, weight=1.0)
+    assert [p.chunk_id for p in kept] == [p.chunk_id for p in candidates]  # weight 1: first stage
+    by_sentence = reranker.combine(candidates, best, weight=0.0)
+    assert [p.score for p in by_sentence] == sorted(best.tolist(), reverse=True)
+    top = reranker.run(question, 2)
+    assert len(top) == 2 and "arrived in Beijing" in top[0].text
+    assert Settings.from_env(env={"RAG_RERANK": "20"}).rerank == 20

@@ -85,6 +85,22 @@ def test_settings_from_environment():
         Settings.from_env(env={}, chunk_size=50, chunk_overlap=60)
 
 
+def test_every_setting_is_documented_in_the_readme():
+    from rag.config import describe
+
+    readme = (ROOT / "README.md").read_text()
+    missing = [var for var, _, _ in describe() if f"| `{var}` |" not in readme]
+    assert not missing, f"add these to the README's configuration table: {missing}"
+
+
+def test_secrets_are_not_printed_by_rag_config(tmp_path):
+    env = dict(os.environ, RAG_OPENAI_API_KEY="sk-very-secret")
+    out = subprocess.run([sys.executable, "-m", "rag.cli", "config"], capture_output=True, text=True,
+                         env=env, timeout=120, cwd=tmp_path)
+    assert out.returncode == 0, out.stderr
+    assert "RAG_OPENAI_API_KEY=***" in out.stdout and "sk-very-secret" not in out.stdout
+
+
 def test_readme_python_examples_run(settings_factory):
     """The README's examples are run as written (in a fresh interpreter, on a copy of seeds/)."""
     readme = (ROOT / "README.md").read_text()

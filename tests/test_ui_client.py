@@ -293,7 +293,7 @@ class _Scripted:
     def __init__(self, reply: str):
         self.reply = reply
 
-    def generate(self, messages, max_new_tokens, prefix=""):
+    def generate(self, messages, max_new_tokens):
         return self.reply
 
 

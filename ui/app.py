@@ -27,6 +27,7 @@ from gradio.data_classes import FileData
 
 from rag.assistant import QuestionError
 from rag.conversation import QuestionRewriter, Turn, as_turns
+from rag.generate import GeneratorError
 from rag.schema import Answer
 
 from . import render
@@ -115,6 +116,7 @@ def api_answer(answer: Answer) -> dict[str, Any]:
     cited = set(render.cited_numbers(answer))
     return {
         "answer": answer.text,
+        "short": answer.short,
         "refused": answer.refused,
         "method": answer.method,
         "cited": sorted(cited),
@@ -206,7 +208,7 @@ def build(assistant: Any):
             html = render.sources_html(answer, turn=count_questions(chat))
             yield (chat, "", turns[-HISTORY_TURNS:], html,
                    gr.update(choices=docs, value=docs[0] if docs else None))
-        except QuestionError as exc:
+        except (QuestionError, GeneratorError) as exc:  # the user's to act on: say it
             chat[-1] = {"role": "assistant", "content": str(exc)}
             yield chat, "", turns, gr.skip(), gr.skip()
         except Exception:
@@ -303,7 +305,7 @@ def build(assistant: Any):
                 else:
                     yield {"question": question, "standalone_question": standalone,
                            "done": True, **api_answer(value)}
-        except QuestionError as exc:
+        except (QuestionError, GeneratorError) as exc:  # the user's to act on: say it
             yield {"question": question, "answer": "", "done": True, "error": str(exc)}
         except Exception:
             log.exception("answering %r failed", question)

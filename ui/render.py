@@ -38,7 +38,7 @@ def answer_markdown(answer: Answer) -> str:
     if answer.refused:
         return NOT_IN_DOCUMENTS
     count = len(answer.sources)
-    parts: list[str] = []
+    parts: list[str] = [f"**{escape_markdown(answer.short)}**\n\n"] if answer.short else []
     pos = 0
     for match in _CITATION.finditer(answer.text):
         parts.append(escape_markdown(answer.text[pos:match.start()]))

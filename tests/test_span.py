@@ -1,0 +1,54 @@
+"""The short answer: the phrase of an answer sentence that answers a typed question."""
+
+from __future__ import annotations
+
+import pytest
+
+from rag.span import kind_of, short_answer
+
+PUTIN = "On Friday, Putin arrived in Beijing to attend the opening ceremony of the 2022 Winter Olympics."
+
+
+@pytest.mark.parametrize("question, kind", [
+    ("How many points did the Panthers defense surrender?", "number"),
+    ("What was the percentage of households with children?", "number"),
+    ("When was the colony of New South Wales founded?", "date"),
+    ("In what year did Tesla die?", "date"),
+    ("Who is the General Manager for the Broncos?", "name"),
+    ("Where was the steam engine indicator shown?", "place"),
+    ("In 2010, who won the cup?", "name"),
+    ("Why are ctenophores rare as fossils?", "other"),
+])
+def test_question_kinds(question, kind):
+    assert kind_of(question) == kind
+
+
+@pytest.mark.parametrize("question, text, expected", [
+    ("Who is the General Manager for the Broncos?", "The General Manager for the Broncos is John Elway.",
+     "John Elway"),
+    ("How many points did the Panthers defense surrender?",
+     "The Panthers defense gave up just 308 points, ranking sixth in the league.", "308"),
+    ("How many agreements were signed?", "The two sides signed 15 agreements on trade.", "15"),
+    ("How old was Manning when he played Super Bowl 50?",
+     "He is also the oldest quarterback ever to play in a Super Bowl at age 39.", "39"),
+    ("When was the colony of New South Wales founded?",
+     "After the founding of the colony of New South Wales in 1788, Australia was divided.", "1788"),
+    ("When did Putin arrive in Beijing?", PUTIN, "Friday"),
+    ("Where was the Charles Porter steam engine indicator shown?",
+     "The Charles Porter steam engine indicator was shown at the London Exhibition.", "London Exhibition"),
+])
+def test_short_answers(question, text, expected):
+    assert short_answer(question, text) == expected
+
+
+def test_nothing_of_the_asked_kind_gives_none():
+    assert short_answer("How many people came?", "Nobody knows who came to the meeting.") is None
+    assert short_answer("When did it start?", "") is None
+
+
+def test_the_reader_headlines_typed_answers_only(assistant):
+    from rag.reader import GroundedReader
+
+    assert GroundedReader.short("Which city did Putin arrive in?", f"{PUTIN} [1]") == ""  # "other"
+    answer = assistant.ask("Who did Putin meet in Beijing?")
+    assert not answer.refused and answer.short and answer.short in answer.text
