@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import re
@@ -16,11 +17,14 @@ from pathlib import Path
 from typing import Any
 
 from .config import Settings
-from .index import Index, IndexCorrupt, IndexMissing, current_generation, write_lock
+from .filters import Where
+from .index import Index, IndexCorrupt, IndexMissing, write_lock
 from .indexing import Indexer, Progress
 from .ingest import SUPPORTED_SUFFIXES, LoadError, load_file
 from .resume import EmbeddingCheckpoint
 from .schema import Answer, IndexReport, Passage, SkippedFile
+from .shard import Shard
+from .store import store_class
 
 log = logging.getLogger(__name__)
 
@@ -81,11 +85,17 @@ class Assistant:
         chunker = Chunker.for_tokenizer(
             self.embedder.tokenizer, self.settings.chunk_size, self.settings.chunk_overlap
         )
-        return Indexer(self.embedder, chunker, self.settings.store, self.max_bytes)
+        return Indexer(self.embedder, chunker, self.settings.store, self.max_bytes,
+                       store_class(self.settings.store).options(self.settings))
 
     @property
     def max_bytes(self) -> int:
         return self.settings.max_document_mb * 1024 * 1024
+
+    @property
+    def shared_store(self) -> bool:
+        """The index lives in a server other processes write to (Milvus), not in index_dir."""
+        return store_class(self.settings.store).shared
 
     @cached_property
     def generator(self):
@@ -128,23 +138,29 @@ class Assistant:
             self.refresh()
         elif time.monotonic() - self._checked_at > 2.0 and self._writer.acquire(blocking=False):
             try:  # a quick look for changed files, unless an update is already running
-                self.refresh()
+                if self.shared_store:  # the server's document list is the truth; no folder scan
+                    self._index.outdated(self.settings.index_dir)
+                    self._checked_at = time.monotonic()
+                else:
+                    self.refresh()
             finally:
                 self._writer.release()
         assert self._index is not None
         return self._index
 
-    def refresh(self, progress: Progress | None = None) -> IndexReport:
+    def refresh(self, progress: Progress | None = None, shard: Shard | None = None) -> IndexReport:
         """Load the index, rebuild it if damaged or built with other settings, and bring it in
-        line with the library folder (new, changed and deleted files)."""
+        line with the library folder (new, changed and deleted files; only those of `shard`
+        when given). Over a shared store, parallel workers need no lock: writes are upserts."""
         corpus = self.settings.corpus_dir
-        with self._writer, write_lock(self.settings.index_dir):
+        lock = contextlib.nullcontext() if self.shared_store else write_lock(self.settings.index_dir)
+        with self._writer, lock:
             index = self._index
-            if index is not None and index.generation != current_generation(self.settings.index_dir):
+            if index is not None and index.outdated(self.settings.index_dir):
                 index = None  # another process saved a newer index: start from that one
             if index is None:
                 try:
-                    index = Index.load(self.settings.index_dir)
+                    index = self.indexer.open(self.settings.index_dir)
                 except IndexMissing:
                     log.info("no index yet in %s: building it from %s",
                              self.settings.index_dir, corpus)
@@ -159,9 +175,11 @@ class Assistant:
                 log.warning("document folder %s not found: using the index as it is", corpus)
                 self._index, self._checked_at = index, time.monotonic()
                 return IndexReport()
-            checkpoint = EmbeddingCheckpoint(self.settings.index_dir, self.indexer.config())
+            # parallel shard workers keep their resume files apart (one clears only its own)
+            resume_dir = self.settings.index_dir / (f"shard-{shard.number}-of-{shard.count}" if shard else "")
+            checkpoint = EmbeddingCheckpoint(resume_dir, self.indexer.config())
             index, report = self.indexer.run(index, corpus, progress, guard=self._data,
-                                             checkpoint=checkpoint)
+                                             checkpoint=checkpoint, shard=shard)
             if report.changed or index.generation == 0:
                 index.save(self.settings.index_dir)
                 log.info("index updated: %s", report.summary())
@@ -197,6 +215,10 @@ class Assistant:
             target = (self.settings.corpus_dir / doc_id).resolve()
             if self.settings.corpus_dir.resolve() in target.parents and target.exists():
                 target.unlink()
+            if self.shared_store:  # it may come from another process's library: delete it here
+                with self._data:
+                    index.delete(doc_id)
+                return True
             self._checked_at = 0.0
             self.refresh()
             return True
@@ -212,7 +234,7 @@ class Assistant:
     def document_text(self, doc_id: str) -> str:
         index = self.index_data
         with self._data:
-            return index.documents[doc_id].text
+            return index.document_text(doc_id)
 
     # -- questions ------------------------------------------------------------------------
     def _question(self, question: str) -> str:
@@ -226,21 +248,23 @@ class Assistant:
             raise QuestionError("Please type a question.")
         return question[: self.settings.max_question_chars]
 
-    def search(self, query: str, k: int | None = None) -> list[Passage]:
-        return self.retriever.run(self._question(query), k or self.settings.top_k)
+    def search(self, query: str, k: int | None = None, where: Where | None = None) -> list[Passage]:
+        return self.retriever.run(self._question(query), k or self.settings.top_k, where)
 
-    def ask(self, question: str, k: int | None = None) -> Answer:
+    def ask(self, question: str, k: int | None = None, where: Where | None = None) -> Answer:
+        """`where` restricts the passages (to some documents, a date range: `rag.filters.Where`)."""
         answer: Answer | None = None
-        for item in self.stream(question, k):
+        for item in self.stream(question, k, where):
             if isinstance(item, Answer):
                 answer = item
         assert answer is not None
         return answer
 
-    def stream(self, question: str, k: int | None = None) -> Iterator[str | Answer]:
+    def stream(self, question: str, k: int | None = None, where: Where | None = None
+               ) -> Iterator[str | Answer]:
         """Draft text pieces as they are generated, then the final Answer."""
         question = self._question(question)
-        passages = self.retriever.run(question, k or self.settings.top_k)
+        passages = self.retriever.run(question, k or self.settings.top_k, where)
         yield from self.reader.stream(question, passages)
 
     def as_retriever(self, k: int | None = None):

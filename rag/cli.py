@@ -50,11 +50,16 @@ def build_parser() -> argparse.ArgumentParser:
                        "folders) into the library and index them.")
     p.add_argument("paths", nargs="*", help="files or folders to add")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.add_argument("--shard", metavar="I/N", help="index only shard I of N of the library (parallel "
+                   "workers writing into one shared store, RAG_STORE=milvus)")
 
     p = sub.add_parser("ask", help="answer a question from the documents")
     p.add_argument("question", help="the question (quote it)")
     p.add_argument("-k", type=int, default=None, help="number of passages to retrieve")
     p.add_argument("--json", action="store_true", help="print the answer and sources as JSON")
+    p.add_argument("--doc", action="append", metavar="DOC_ID", help="only from this document (repeatable)")
+    p.add_argument("--since", metavar="YYYY-MM-DD", help="only from documents dated on or after")
+    p.add_argument("--until", metavar="YYYY-MM-DD", help="only from documents dated on or before")
 
     p = sub.add_parser("list", help="list the indexed documents")
     p.add_argument("--json", action="store_true", help="print as JSON")
@@ -147,13 +152,14 @@ def _run(args: argparse.Namespace) -> int:
         return _eval(settings, args)
 
     from .assistant import Assistant, QuestionError
+    from .filters import Where
 
     assistant = Assistant(settings)
     if args.command == "index":
         return _index(assistant, args)
     if args.command == "ask":
         try:
-            answer = assistant.ask(args.question, args.k)
+            answer = assistant.ask(args.question, args.k, Where.of(args.doc, args.since, args.until))
         except QuestionError as exc:
             print(f"error: {exc}", file=sys.stderr)
             return 2
@@ -198,6 +204,8 @@ def _index(assistant, args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
     bar: tqdm | None = None
+    shard = _shard(assistant, args)
+    worker = f"worker {shard}: " if shard else ""
 
     def progress(done: int, total: int) -> None:
         nonlocal bar
@@ -205,12 +213,15 @@ def _index(assistant, args: argparse.Namespace) -> int:
             return
         if bar is None:
             # resumed chunks (from an interrupted run) count as done but not into the rate
-            bar = tqdm(total=total, initial=done, unit="chunk", desc="embedding", file=sys.stderr,
-                       dynamic_ncols=True, smoothing=0.1)
+            bar = tqdm(total=total, initial=done, unit="chunk", desc=f"{worker}embedding",
+                       file=sys.stderr, dynamic_ncols=True, smoothing=0.1)
         bar.update(done - bar.n)
 
     try:
-        report = assistant.add(args.paths, progress) if args.paths else assistant.refresh(progress)
+        if args.paths:
+            report = assistant.add(args.paths, progress)
+        else:
+            report = assistant.refresh(progress, shard=shard)
     finally:
         if bar is not None:
             bar.close()
@@ -218,9 +229,23 @@ def _index(assistant, args: argparse.Namespace) -> int:
         print(f"skipped {skipped.path}: {skipped.reason}", file=sys.stderr)
     if report.rebuilt_because:
         print(f"rebuilt: {report.rebuilt_because}", file=sys.stderr)
-    print(f"index: {report.summary()}; {len(assistant.documents())} documents in "
-          f"{assistant.settings.index_dir}")
+    where = assistant.indexer.store_options.get("uri") or assistant.settings.index_dir
+    print(f"{worker}index: {report.summary()}; {len(assistant.documents())} documents in {where}")
     return 0
+
+
+def _shard(assistant, args: argparse.Namespace):
+    if not args.shard:
+        return None
+    from .shard import Shard
+
+    shard = Shard.parse(args.shard)
+    if args.paths:
+        raise ValueError("--shard indexes the library folder: give no paths")
+    if not assistant.shared_store:
+        raise ValueError(f"--shard needs a store that several processes can write (RAG_STORE=milvus), "
+                         f"not {assistant.settings.store}")
+    return shard
 
 
 def _eval(settings, args: argparse.Namespace) -> int:

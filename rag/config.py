@@ -54,7 +54,10 @@ class Settings:
     embedding_batch_size: int = _opt(32, "Chunks per embedding batch.")
     chunk_size: int = _opt(200, "Chunk length in embedding-model tokens (MiniLM reads at most 256).")
     chunk_overlap: int = _opt(40, "Tokens shared by neighbouring chunks.")
-    store: str = _opt("faiss", "Vector store backend.")
+    store: str = _opt("faiss", "Vector store backend: faiss (files in index_dir) or milvus (a server).")
+    milvus_uri: str = _opt("", "RAG_STORE=milvus: http://host:19530, or a Milvus Lite folder "
+                               "(default: milvus.db in index_dir, one process at a time).")
+    milvus_collection: str = _opt("rag", "RAG_STORE=milvus: prefix of the two collections used.")
     top_k: int = _opt(4, "Passages retrieved per question.")
     hybrid: bool = _opt(True, "Fuse BM25 keyword scores with the dense scores (else dense only).")
     fusion: str = _opt("convex",

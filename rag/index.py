@@ -30,6 +30,7 @@ from typing import Any
 
 import numpy as np
 
+from .filters import Where
 from .lexical import Bm25
 from .schema import Chunk, Document, Passage
 from .store import VectorStore, store_class
@@ -65,8 +66,30 @@ class Index:
         self._lexical: Bm25 | None = None
 
     @classmethod
-    def create(cls, store_kind: str, dimension: int, config: dict[str, Any]) -> Index:
-        return cls(store_class(store_kind)(dimension), config)
+    def create(cls, store_kind: str, dimension: int, config: dict[str, Any], **options: Any) -> Index:
+        """A new index; a backend may bring its own Index subclass (`index_class`)."""
+        store = store_class(store_kind)(dimension, **options)
+        return (getattr(store, "index_class", None) or cls)(store, config)
+
+    @classmethod
+    def open(cls, index_dir: Path, store_kind: str, dimension: int, config: dict[str, Any],
+             **options: Any) -> Index:
+        """The index to work on: a shared store (a server) is connected to, a local one is
+        loaded from `index_dir` (IndexMissing, IndexCorrupt when it cannot be)."""
+        if store_class(store_kind).shared:
+            return cls.create(store_kind, dimension, config, **options)
+        return cls.load(index_dir)
+
+    def outdated(self, index_dir: Path) -> bool:
+        """True when another process saved a newer generation than this one."""
+        return self.generation != current_generation(index_dir)
+
+    def owns(self, doc_id: str, root: Path) -> bool:
+        """Whether syncing the library folder `root` may remove this document when its file goes."""
+        return True
+
+    def document_text(self, doc_id: str) -> str:
+        return self.documents[doc_id].text
 
     # -- content --------------------------------------------------------------------------
     def put(self, doc: Document, chunks: list[Chunk], vectors: np.ndarray) -> None:
@@ -102,9 +125,23 @@ class Index:
     def chunk_count(self, doc_id: str) -> int:
         return len(self._by_doc.get(doc_id, ()))
 
-    def search(self, vector: np.ndarray, k: int) -> list[Passage]:
-        scores, ids = self.store.search(vector, k)
-        return [self.passage(int(i), float(s)) for s, i in zip(scores[0], ids[0]) if i >= 0]
+    def search(self, vector: np.ndarray, k: int, where: Where | None = None) -> list[Passage]:
+        """The k nearest chunks; with a filter, the nearest among the chunks it allows."""
+        scores, ids = self.store.search(vector, len(self.store) if where else k)
+        hits = [(int(i), float(s)) for s, i in zip(scores[0], ids[0]) if i >= 0]
+        return [self.passage(i, s) for i, s in self._allowed(hits, where)[:k]]
+
+    def keywords(self, query: str, k: int, where: Where | None = None) -> list[tuple[int, float]]:
+        """(chunk id, BM25 score) of the k best keyword matches the filter allows."""
+        lexical = self.lexical()
+        return self._allowed(lexical.search(query, len(lexical) if where else k), where)[:k]
+
+    def _allowed(self, hits: list[tuple[int, float]], where: Where | None) -> list[tuple[int, float]]:
+        if where is None:
+            return hits
+        docs = self.documents
+        return [(i, s) for i, s in hits
+                if where.matches(self.chunks[i].doc_id, docs[self.chunks[i].doc_id].date)]
 
     def passage(self, chunk_id: int, score: float) -> Passage:
         c = self.chunks[chunk_id]

@@ -24,11 +24,12 @@ Progress = Callable[[int, int], None]
 
 class Indexer:
     def __init__(self, embedder: Embedder, chunker: Chunker, store_kind: str = "faiss",
-                 max_bytes: int = MAX_FILE_BYTES):
+                 max_bytes: int = MAX_FILE_BYTES, store_options: dict[str, Any] | None = None):
         self.embedder = embedder
         self.chunker = chunker
         self.store_kind = store_kind
         self.max_bytes = max_bytes
+        self.store_options = store_options or {}
 
     def config(self) -> dict[str, Any]:
         """Everything the stored vectors depend on; a difference forces a rebuild."""
@@ -37,10 +38,15 @@ class Indexer:
             "dimension": self.embedder.dimension,
             "splitter": self.chunker.settings(),
             "store": self.store_kind,
+            **({"store_options": self.store_options} if self.store_options else {}),
         }
 
     def new_index(self) -> Index:
-        return Index.create(self.store_kind, self.embedder.dimension, self.config())
+        return Index.create(self.store_kind, self.embedder.dimension, self.config(), **self.store_options)
+
+    def open(self, index_dir: Path) -> Index:
+        return Index.open(index_dir, self.store_kind, self.embedder.dimension, self.config(),
+                          **self.store_options)
 
     def rebuild_reason(self, index: Index) -> str | None:
         old, new = index.config, self.config()
@@ -57,8 +63,10 @@ class Indexer:
         progress: Progress | None = None,
         guard: AbstractContextManager[Any] | None = None,
         checkpoint: EmbeddingCheckpoint | None = None,
+        shard: Callable[[str], bool] | None = None,
     ) -> tuple[Index, IndexReport]:
-        """Bring `index` (or a new one) in line with the files under `root`.
+        """Bring `index` (or a new one) in line with the files under `root` (only the documents
+        `shard` selects, when given: parallel workers each take one shard).
 
         Reading, chunking and embedding happen first; the index is changed only at the end,
         inside `guard` (a lock that searches also take), so questions are answered meanwhile.
@@ -77,6 +85,8 @@ class Indexer:
         to_embed: list[Document] = []
         for path in paths:
             doc_id = doc_id_for(root, path)
+            if shard is not None and not shard(doc_id):
+                continue
             present.add(doc_id)
             old = index.documents.get(doc_id)
             if old is not None and _same_stat(old, path):
@@ -95,7 +105,8 @@ class Indexer:
             (report.updated if old is not None else report.added).append(doc_id)
             to_embed.append(doc)
 
-        report.removed = [d for d in index.documents if d not in present]
+        report.removed = [d for d in index.documents if d not in present and index.owns(d, root)
+                          and (shard is None or shard(d))]
         chunks = self.chunker.run(to_embed, first_id=index.next_id)
         total = len(chunks)
         done = 0

@@ -12,6 +12,7 @@ from typing import Any
 import numpy as np
 
 from .embed import Embedder
+from .filters import Where
 from .index import Index
 from .reader import split_sentences
 from .schema import Passage
@@ -19,8 +20,8 @@ from .schema import Passage
 
 class Retriever(ABC):
     @abstractmethod
-    def run(self, query: str, k: int) -> list[Passage]:
-        """The k best passages for the query, best first, with scores."""
+    def run(self, query: str, k: int, where: Where | None = None) -> list[Passage]:
+        """The k best passages for the query (among those `where` allows), best first."""
 
 
 class DenseRetriever(Retriever):
@@ -36,11 +37,11 @@ class DenseRetriever(Retriever):
         self._index = index  # a callable: the assistant refreshes the index between calls
         self._lock = lock or contextlib.nullcontext()
 
-    def run(self, query: str, k: int) -> list[Passage]:
+    def run(self, query: str, k: int, where: Where | None = None) -> list[Passage]:
         vector = self.embedder.encode_query(query)
         index = self._index()
         with self._lock:
-            return index.search(vector, k)
+            return index.search(vector, k, where)
 
 
 class HybridRetriever(Retriever):
@@ -69,13 +70,13 @@ class HybridRetriever(Retriever):
         weight = f" {dense_weight:g} dense" if fusion == "convex" else f" k={rrf_k}"
         self.label = f"hybrid BM25 + dense {embedder.model_id.rsplit('/', 1)[-1]} ({fusion}{weight})"
 
-    def run(self, query: str, k: int) -> list[Passage]:
+    def run(self, query: str, k: int, where: Where | None = None) -> list[Passage]:
         vector = self.embedder.encode_query(query)
         index = self._index()
         n = max(k, self.candidates)
         with self._lock:
-            dense = [(p.chunk_id, p.score) for p in index.search(vector, n)]
-            lexical = index.lexical().search(query, n)
+            dense = [(p.chunk_id, p.score) for p in index.search(vector, n, where)]
+            lexical = index.keywords(query, n, where)
             fused = fuse(dense, lexical, self.fusion, self.dense_weight, self.rrf_k)
             return [index.passage(cid, score) for cid, score in fused[:k]]
 
@@ -119,8 +120,8 @@ class SentenceReranker(Retriever):
         self.weight = weight
         self.label = f"{getattr(first, 'label', 'dense')} + sentence rerank (top {candidates})"
 
-    def run(self, query: str, k: int) -> list[Passage]:
-        passages = self.first.run(query, max(k, self.candidates))
+    def run(self, query: str, k: int, where: Where | None = None) -> list[Passage]:
+        passages = self.first.run(query, max(k, self.candidates), where)
         if len(passages) < 2:
             return passages[:k]
         return self.combine(passages, self.best_sentences(query, passages), self.weight)[:k]

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import importlib
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -13,6 +15,8 @@ class VectorStore(ABC):
     """Maps int64 chunk ids to unit vectors and finds the nearest by inner product."""
 
     kind: str = ""
+    shared: bool = False
+    """True for a store outside the index folder (a server), shared by several processes."""
 
     def __init__(self, dimension: int):
         self.dimension = dimension
@@ -36,6 +40,11 @@ class VectorStore(ABC):
     @classmethod
     @abstractmethod
     def load(cls, path: Path, dimension: int) -> VectorStore: ...
+
+    @classmethod
+    def options(cls, settings: Any) -> dict[str, Any]:
+        """Constructor arguments this backend takes from the settings (a server's URI, say)."""
+        return {}
 
 
 class FaissStore(VectorStore):
@@ -92,10 +101,19 @@ class FaissStore(VectorStore):
 
 
 STORES: dict[str, type[VectorStore]] = {"faiss": FaissStore}
+PLUGINS = {"milvus": "rag.milvus"}
+"""Backends in their own modules (heavy clients), imported when first chosen; they register
+themselves in STORES."""
+
+
+def store_kinds() -> list[str]:
+    return sorted(set(STORES) | set(PLUGINS))
 
 
 def store_class(kind: str) -> type[VectorStore]:
+    if kind not in STORES and kind in PLUGINS:
+        importlib.import_module(PLUGINS[kind])
     try:
         return STORES[kind]
     except KeyError:
-        raise ValueError(f"unknown store {kind!r}; choose one of {', '.join(STORES)}") from None
+        raise ValueError(f"unknown store {kind!r}; choose one of {', '.join(store_kinds())}") from None

@@ -68,3 +68,25 @@ def fresh(settings_factory, assistant):
     a = Assistant(settings_factory("fresh", generator="extractive"))
     a.__dict__["embedder"] = assistant.embedder
     return a
+
+
+@pytest.fixture(scope="session")
+def milvus_uri(tmp_path_factory):
+    """A real Milvus Lite server (`milvus-lite server`) on a free loopback port for the session."""
+    from rag.milvus import lite_server
+
+    with lite_server(tmp_path_factory.mktemp("milvus") / "data") as uri:
+        yield uri
+
+
+@pytest.fixture()
+def backend(request):
+    """(kind, constructor options) for the backend in `request.param` (parametrize indirectly):
+    a fresh collection on the session's Milvus server for milvus, nothing for faiss."""
+    import uuid
+
+    kind = request.param
+    if kind == "milvus":
+        return kind, {"uri": request.getfixturevalue("milvus_uri"),
+                      "collection": f"t{uuid.uuid4().hex[:12]}"}
+    return kind, {}

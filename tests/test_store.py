@@ -8,48 +8,68 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from rag.filters import Where
 from rag.index import Index, IndexCorrupt
 from rag.schema import Chunk, Document
-from rag.store import STORES
+from rag.store import store_class, store_kinds
 
 
-def _doc(doc_id: str, text: str) -> Document:
-    return Document(id=doc_id, title=doc_id, path=doc_id, text=text, content_hash=doc_id)
+def _doc(doc_id: str, text: str, date: str | None = None) -> Document:
+    return Document(id=doc_id, title=doc_id, path=doc_id, text=text, date=date, content_hash=doc_id)
 
 
-@pytest.mark.parametrize("kind", sorted(STORES))
-def test_backend_cycle(kind: str, tmp_path: Path, embedder):
+@pytest.mark.parametrize("backend", store_kinds(), indirect=True)
+def test_backend_cycle(backend: tuple[str, dict], tmp_path: Path, embedder):
+    kind, options = backend
     texts = {
         "harbor.txt": "The harbor opened in 1907 and handles container ships.",
         "bakery.txt": "The bakery sells sourdough bread every morning.",
         "rocket.txt": "The rocket reached orbit on its third launch attempt.",
     }
-    index = Index.create(kind, embedder.dimension, {"test": True})
-    next_id = 0
-    for doc_id, text in list(texts.items())[:2]:
-        vectors = embedder.encode([text])
-        index.put(_doc(doc_id, text), [Chunk(next_id, doc_id, text, 0, len(text), 0)], vectors)
-        next_id += 1
+    dates = {"harbor.txt": "2021-05-01", "bakery.txt": "2022-01-10", "rocket.txt": "2023-03-15"}
+
+    def reopen() -> Index:  # what another process sees: the files on disk, or the server
+        return Index.open(tmp_path, kind, embedder.dimension, {"test": True}, **options)
+
+    def put(index: Index, doc_id: str) -> None:
+        text = texts[doc_id]
+        index.put(_doc(doc_id, text, dates[doc_id]),
+                  [Chunk(index.next_id, doc_id, text, 0, len(text), 0)], embedder.encode([text]))
+
+    index = Index.create(kind, embedder.dimension, {"test": True}, **options)
+    for doc_id in ("harbor.txt", "bakery.txt"):
+        put(index, doc_id)
+    put(index, "harbor.txt")  # the same document again replaces it: no duplicate chunks
     index.save(tmp_path)
 
-    loaded = Index.load(tmp_path)
+    loaded = reopen()
     assert sorted(loaded.documents) == ["bakery.txt", "harbor.txt"]
     assert len(loaded.store) == 2
+    assert loaded.chunk_count("harbor.txt") == 1
+    assert loaded.document_text("bakery.txt") == texts["bakery.txt"]
 
-    text = texts["rocket.txt"]
-    loaded.put(_doc("rocket.txt", text), [Chunk(loaded.next_id, "rocket.txt", text, 0, len(text), 0)],
-               embedder.encode([text]))
+    put(loaded, "rocket.txt")
     assert loaded.delete("bakery.txt")
     assert not loaded.delete("bakery.txt")
     loaded.save(tmp_path)
 
-    final = Index.load(tmp_path)
-    hits = final.search(embedder.encode_query("When did the launch reach orbit?"), 3)
+    final = reopen()
+    assert sorted(final.documents) == ["harbor.txt", "rocket.txt"]
+    query = embedder.encode_query("When did the launch reach orbit?")
+    hits = final.search(query, 3)
     assert [h.doc_id for h in hits] == ["rocket.txt", "harbor.txt"]
     assert hits[0].score > hits[1].score
+    assert hits[0].text == texts["rocket.txt"] and hits[0].date == "2023-03-15"
     assert final.search(embedder.encode_query("sourdough bread"), 3)[0].doc_id != "bakery.txt"
-    # only the live generation is left on disk
-    assert sorted(p.name for p in tmp_path.iterdir() if p.is_dir()) == [f"gen-{final.generation:08d}"]
+    # metadata filters: by document, by date range, on the dense and on the keyword side
+    assert [h.doc_id for h in final.search(query, 3, Where.of(["harbor.txt"]))] == ["harbor.txt"]
+    assert [h.doc_id for h in final.search(query, 3, Where.of(date_to="2022-12-31"))] == ["harbor.txt"]
+    assert final.search(query, 3, Where.of(date_from="2024-01-01")) == []
+    rocket = [cid for cid, _ in final.keywords("rocket orbit launch", 3)]
+    assert len(rocket) == 1 and final.passage(rocket[0], 1.0).doc_id == "rocket.txt"
+    assert final.keywords("rocket orbit", 3, Where.of(date_from="2021-01-01", date_to="2021-12-31")) == []
+    if not store_class(kind).shared:  # only the live generation is left on disk
+        assert sorted(p.name for p in tmp_path.iterdir() if p.is_dir()) == [f"gen-{final.generation:08d}"]
 
 
 def test_failed_save_keeps_the_previous_index(tmp_path: Path, embedder, monkeypatch):
