@@ -29,7 +29,8 @@ def resolve_model(name: str) -> str:
 
 
 def set_threads(threads: int) -> None:
-    """torch (only if something already imported it: the OpenVINO path never needs it) and FAISS."""
+    """torch threads (only if something imported torch: the OpenVINO path never needs it; OpenVINO
+    gets its count when the model is compiled), and FAISS's."""
     import sys
 
     import faiss
@@ -37,7 +38,10 @@ def set_threads(threads: int) -> None:
     torch = sys.modules.get("torch")
     if torch is not None and torch.get_num_threads() != threads:
         torch.set_num_threads(threads)
-    faiss.omp_set_num_threads(threads)
+    # FAISS answers one question at a time: a single thread is fastest for that, and on a busy
+    # machine 2 OpenMP threads wait for each other (10k vectors: 0.6 ms against 20 ms p50,
+    # benchmarks/retrieval_latency.py). IVF training is the only bulk work, and it is rare.
+    faiss.omp_set_num_threads(1)
 
 
 BACKENDS = ("auto", "torch", "openvino")
@@ -131,6 +135,8 @@ class Embedder:
         )
 
     def encode_query(self, text: str) -> np.ndarray:
+        if self._openvino is not None:
+            return self._openvino.encode_query(text)
         return self._encode_batch([text])[0]
 
 
