@@ -146,13 +146,17 @@ def main() -> None:
         lines.append(f"- {who} chunks: longest {t['max']} tokens (window {window}); "
                      f"{t['over']:.1%} longer than the window (silently truncated); "
                      f"{t['title_only']:.1%} a title alone.")
-    if args.ndcg:
-        lines += ["", ndcg_table(args.scifact, work, args.threads, embedders)]
-    lines += ["", f"Command: `{perfkit.command()}`"]
+    lines += ["", f"Command: `{perfkit.command()}`. {perfkit.load_note()}"]
     body = "\n".join(lines)
-    print(body)
+    print(body, flush=True)
     if args.write:
         perfkit.write_section("ingest", "## Ingestion\n\n" + body)
+    if args.ndcg:
+        table = ndcg_table(args.scifact, work, args.threads, embedders)
+        body = f"{table}\n\nCommand: `{perfkit.command()}`. {perfkit.load_note()}"
+        print(body)
+        if args.write:
+            perfkit.write_section("ingest-quality", "### Retrieval quality per embedding backend\n\n" + body)
 
 
 def ndcg_table(scifact: Path, work: Path, threads: int, embedders: dict[str, Any]) -> str:

@@ -1,9 +1,9 @@
 """Scale: the FAISS store at 10k, 100k and 1M chunks — build time, size on disk, load time,
-resident memory, search latency and recall@10 against exact search — and, with `--text`, the
+resident memory, search latency and recall@10 against exact search — and, with `--parts text`, the
 whole index (chunk texts, BM25, vectors) and one hybrid question against LangChain's retriever.
 
     python benchmarks/million.py /work/shared/datasets/scifact --sizes 10000,100000,1000000 --write
-    python benchmarks/million.py /work/shared/datasets/scifact --sizes 10000,100000 --text --write
+    python benchmarks/million.py /work/shared/datasets/scifact --parts text --write
 
 The vectors are synthesised, and the docs say so: each is a mix of two real embeddings of
 SciFact abstracts (the packaged MiniLM) plus a little noise, normalised, so they keep the shape
@@ -152,8 +152,9 @@ def main() -> None:
     parser.add_argument("--seed-docs", type=int, default=5183, help="SciFact abstracts embedded as seeds")
     parser.add_argument("--flat-reference", action="store_true",
                         help="also the largest size with exact search, for comparison")
-    parser.add_argument("--text", action="store_true",
-                        help="also the whole index with texts and BM25, and hybrid questions")
+    parser.add_argument("--parts", default="vectors",
+                        help="vectors (the FAISS store), text (the whole index, hybrid questions, LangChain)")
+    parser.add_argument("--questions", type=int, default=300, help="questions asked per size (text part)")
     parser.add_argument("--write", action="store_true")
     parser.add_argument("--work", type=Path, default=None)
     args = parser.parse_args()
@@ -164,22 +165,29 @@ def main() -> None:
     t = time.perf_counter()
     base, qv, texts, questions = seeds(args.scifact, args.seed_docs, args.threads)
     print(f"{len(base)} seed embeddings, {len(qv)} queries in {time.perf_counter() - t:.0f} s", flush=True)
-    body = ["### Vector store", ""] + vector_rows(args, work, base, qv)
-    body += ["", "Vectors synthesised from SciFact embeddings (see the script's docstring); queries are "
-             f"the {len(qv)} SciFact test questions; {args.threads} threads; search is one query at a "
-             "time, 3 passes; load and RSS are measured in a fresh process per size."]
-    if args.text:
+    if "vectors" in args.parts:
+        body = ["### Vector store", ""] + vector_rows(args, work, base, qv)
+        body += ["", "Vectors synthesised from SciFact embeddings (see the script's docstring); queries "
+                 f"are the {len(qv)} SciFact test questions; {args.threads} threads; search is one query "
+                 "at a time, 3 passes; load and RSS are measured in a fresh process per size.",
+                 "", f"Command: `{perfkit.command()}`. {perfkit.load_note()}"]
+        write(args, "million", "## Scale: 10k to 1M chunks\n\n" + "\n".join(body))
+    if "text" in args.parts:
+        from scale_text import __doc__ as about
         from scale_text import text_rows
 
-        body += ["", "### Whole index: texts, BM25 and vectors", ""]
-        body += text_rows(args, work, base, texts, questions)
-    body += ["", f"Command: `{perfkit.command()}`"]
-    text = "\n".join(body)
-    print(text)
-    if args.write:
-        key = "million-text" if args.text and args.sizes == [] else "million"
-        perfkit.write_section(key, "## Scale: 10k to 1M chunks\n\n" + text)
+        body = ["### Whole index: texts, BM25 and vectors", ""]
+        body += text_rows(args, work, base, texts, questions[:args.questions])
+        body += ["", " ".join(about.split("\n\n", 1)[1].split()), f"{args.threads} threads; "
+                 f"{min(args.questions, len(questions))} SciFact questions × 2, one at a time.", "",
+                 f"Command: `{perfkit.command()}`. {perfkit.load_note()}"]
+        write(args, "million-text", "\n".join(body))
 
+
+def write(args: argparse.Namespace, key: str, text: str) -> None:
+    print(text, flush=True)
+    if args.write:
+        perfkit.write_section(key, text)
 
 if __name__ == "__main__":
     main()

@@ -117,6 +117,13 @@ def write_section(key: str, body: str, path: Path = DOC) -> None:
     path.write_text(text, encoding="utf-8")
 
 
+def load_note() -> str:
+    """The machine's load while the figures were taken (other jobs share the 2 cores)."""
+    one, five, _ = os.getloadavg()
+    return (f"Load average at the end of the run: {one:.1f} (1 min), {five:.1f} (5 min) "
+            f"on {os.cpu_count()} cores.")
+
+
 def command() -> str:
     script = Path(sys.argv[0]).resolve()
     name = script.relative_to(ROOT) if script.is_relative_to(ROOT) else script

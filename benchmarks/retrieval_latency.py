@@ -120,7 +120,7 @@ def main() -> None:
             "FAISS searches with 1 thread (below). Target: rag p50 ≤ 0.4× LangChain.")
     body = rows + ["", note, "", "FAISS threads, one query at a time (random vectors, the machine "
                    "shared with other jobs):", ""]
-    body += faiss_threads(args.runs) + ["", f"Command: `{perfkit.command()}`"]
+    body += faiss_threads(args.runs) + ["", f"Command: `{perfkit.command()}`. {perfkit.load_note()}"]
     text = "\n".join(body)
     print(text)
     if args.write:
