@@ -68,6 +68,7 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--pipelines", default="langchain,torch,openvino,openvino-int8")
     parser.add_argument("--ndcg", action="store_true", help="nDCG@10 on all of SciFact per backend")
+    parser.add_argument("--ndcg-only", action="store_true", help="only nDCG@10 (no throughput)")
     parser.add_argument("--write", action="store_true", help="update docs/PERFORMANCE.md")
     parser.add_argument("--work", type=Path, default=None, help="scratch folder (default: a temp dir)")
     args = parser.parse_args()
@@ -94,6 +95,13 @@ def main() -> None:
     if lc is not None:
         perfkit.langchain_index(corpus, lc, work / "warm-langchain")
 
+    if args.ndcg_only:
+        body = f"{ndcg_table(args.scifact, work, args.threads, embedders)}\n\n"
+        body += f"Command: `{perfkit.command()}`. {perfkit.load_note()}"
+        print(body)
+        if args.write:
+            perfkit.write_section("ingest-quality", "### Retrieval quality per embedding backend\n\n" + body)
+        return
     seconds: dict[str, list[float]] = {n: [] for n in names}
     chunks: dict[str, int] = {}
     lc_chunks: list[Any] = []

@@ -1,6 +1,8 @@
 """The whole index at scale (benchmarks/million.py `--parts text`): chunk texts, BM25 and
 vectors saved as a generation, loaded in a fresh process, and one hybrid question at a time
-(query embedding + BM25 + dense + fusion) against LangChain's FAISS retriever at the same size.
+(query embedding + BM25 + dense + fusion) against LangChain's FAISS retriever at the same size
+(the store `FAISS.from_embeddings` would build: IndexFlatL2 and an InMemoryDocstore, filled in
+batches).
 
 Chunk texts repeat SciFact abstracts (the first 800 characters of the abstract the chunk's
 vector was synthesised from); one document per 10 chunks, carrying no text of its own.
@@ -67,7 +69,17 @@ emb = perfkit.langchain_embeddings({threads})
 texts = json.loads(Path({texts!r}).read_text())
 vectors = np.load({vectors!r}, mmap_mode="r")
 ids = np.load({ids!r}, mmap_mode="r")
-store = FAISS.from_embeddings(((texts[i], v) for i, v in zip(ids, vectors.tolist())), emb)
+# what FAISS.from_embeddings builds (IndexFlatL2, InMemoryDocstore), filled batch by batch so
+# a million vectors never become Python lists
+import faiss
+from langchain_community.docstore.in_memory import InMemoryDocstore
+from langchain_core.documents import Document
+index = faiss.IndexFlatL2(vectors.shape[1])
+for start in range(0, len(vectors), 50_000):
+    index.add(np.ascontiguousarray(vectors[start:start + 50_000]))
+keys = [str(i) for i in range(len(ids))]
+docstore = InMemoryDocstore({{k: Document(page_content=texts[i]) for k, i in zip(keys, ids)}})
+store = FAISS(emb, index, docstore, dict(enumerate(keys)))
 del vectors
 retriever = store.as_retriever(search_kwargs={{"k": 4}})
 questions = json.loads(Path({questions!r}).read_text())
