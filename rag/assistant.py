@@ -76,7 +76,9 @@ class Assistant:
         from .embed import Embedder, set_threads
 
         set_threads(self.settings.threads)
-        return Embedder(self.settings.embedding_model, self.settings.embedding_batch_size)
+        s = self.settings
+        return Embedder(s.embedding_model, s.embedding_batch_size, backend=s.embedding_backend,
+                        cache_dir=s.cache_dir, precision=s.embedding_precision, threads=s.threads)
 
     @cached_property
     def indexer(self) -> Indexer:

@@ -15,18 +15,25 @@ class Chunker:
     """LangChain's recursive splitter, measuring length in the embedding model's tokens."""
 
     def __init__(self, chunk_size: int, chunk_overlap: int, count_tokens: Callable[[str], int]):
-        from langchain_text_splitters import RecursiveCharacterTextSplitter
-
         self.chunk_size = chunk_size
         self.chunk_overlap = chunk_overlap
-        self._splitter = RecursiveCharacterTextSplitter(
-            chunk_size=chunk_size,
-            chunk_overlap=chunk_overlap,
-            length_function=count_tokens,
-            separators=SEPARATORS,
-            keep_separator="end",
-            strip_whitespace=True,
-        )
+        self._count = count_tokens
+        self._splitter: Any = None  # made on first use: a question never needs it (faster start)
+
+    @property
+    def splitter(self) -> Any:
+        if self._splitter is None:
+            from langchain_text_splitters import RecursiveCharacterTextSplitter
+
+            self._splitter = RecursiveCharacterTextSplitter(
+                chunk_size=self.chunk_size,
+                chunk_overlap=self.chunk_overlap,
+                length_function=self._count,
+                separators=SEPARATORS,
+                keep_separator="end",
+                strip_whitespace=True,
+            )
+        return self._splitter
 
     @classmethod
     def for_tokenizer(cls, tokenizer: Any, chunk_size: int, chunk_overlap: int) -> Chunker:
@@ -47,7 +54,7 @@ class Chunker:
         next_id = first_id
         for doc in documents:
             cursor = 0
-            for ordinal, piece in enumerate(self._splitter.split_text(doc.text)):
+            for ordinal, piece in enumerate(self.splitter.split_text(doc.text)):
                 start = _locate(doc.text, piece, cursor)
                 chunks.append(Chunk(next_id, doc.id, piece, start, start + len(piece), ordinal))
                 next_id += 1

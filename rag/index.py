@@ -41,6 +41,10 @@ MANIFEST = "manifest.json"
 CHUNKS = "chunks.jsonl"
 DOCUMENTS = "documents.jsonl"
 LEXICAL = "bm25"
+HASH_LIMIT = 16 << 20
+"""Files up to this size are checked against their sha256 at load; larger ones (vectors and
+chunks of a big index, where hashing would dominate the load time) by their size, and by the
+parsers. The manifest keeps every file's sha256 for a full check."""
 
 
 class IndexMissing(Exception):
@@ -159,6 +163,7 @@ class Index:
             _write_jsonl(tmp / DOCUMENTS, (d.to_dict() for d in self.documents.values()))
             names = [self.store_filename, CHUNKS, DOCUMENTS] + self.lexical().save(tmp / LEXICAL)
             files = {name: _sha256(tmp / name) for name in names}
+            sizes = {name: (tmp / name).stat().st_size for name in names}
             manifest = {
                 "format_version": FORMAT_VERSION,
                 "store": self.store.kind,
@@ -171,6 +176,7 @@ class Index:
                     for d in self.documents.values()
                 },
                 "files": files,
+                "sizes": sizes,
             }
             _write_bytes(tmp / MANIFEST, json.dumps(manifest, indent=1).encode())
             for name in files:
@@ -212,11 +218,15 @@ class Index:
             raise IndexCorrupt(
                 f"index format {manifest.get('format_version')} is not {FORMAT_VERSION}"
             )
+        sizes = manifest.get("sizes", {})
         for fname, digest in manifest.get("files", {}).items():
             path = folder / fname
             if not path.exists():
                 raise IndexCorrupt(f"{fname} is missing from {folder}")
-            if _sha256(path) != digest:
+            size = path.stat().st_size
+            if fname in sizes and size != sizes[fname]:
+                raise IndexCorrupt(f"{fname} in {folder} is damaged ({size} bytes, not {sizes[fname]})")
+            if (size <= HASH_LIMIT or fname not in sizes) and _sha256(path) != digest:
                 raise IndexCorrupt(f"{fname} in {folder} is damaged (checksum mismatch)")
         try:
             kind = manifest["store"]
