@@ -127,6 +127,7 @@ def kill_trials(states, embedder, trials: int, budget: float, seed: int) -> dict
     complete(states["new_lib"], index)
     assert fingerprint(index, embedder) == states["new"]
     assert not (index / ".resume").exists(), "the resume area is removed once the index is saved"
+    print(f"{seen['trials']} kills: {seen['old']} left the old index, {seen['new']} the new one")
     return seen
 
 
