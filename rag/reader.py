@@ -137,16 +137,17 @@ def missing_names(question: str, passages: list[Passage]) -> list[str]:
 
 def informative(question: str, sentence: str) -> bool:
     """Can this sentence be evidence? Not a question, not a heading, not an instruction aimed
-    at the assistant (it is data, never obeyed nor quoted as an answer), and it says at least
-    two things the question does not: a document that repeats the question (to be retrieved
-    ahead of an instruction, say) does not answer it."""
+    at the assistant (it is data, never obeyed nor quoted as an answer), and it says something
+    the question does not: a document that repeats the question (to be retrieved ahead of an
+    instruction, say) does not answer it. One new word is enough ("In 1186, Temujin was elected
+    khan"): on XQuAD, asking for two would drop 11 of the 1,189 answer sentences."""
     text = sentence.strip()
     if text.endswith("?") or text.startswith("#") or _INSTRUCTION.search(text):
         return False
     asked = {_stem(w) for w in words(question)}
     new = {w for w in words(_CITATION.sub(" ", text))
            if w not in _STOP and w not in _QUESTION_WORDS and _stem(w) not in asked}
-    return len(new) >= 2
+    return len(new) >= 1
 
 
 def copied_sentence(draft: str, evidence: list[Evidence], min_words: int = 8) -> Evidence | None:

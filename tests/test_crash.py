@@ -112,7 +112,8 @@ def kill_trials(states, embedder, trials: int, budget: float, seed: int) -> dict
         if time.monotonic() > deadline:
             break
         process = rag_index(states["new_lib"], index)
-        time.sleep(rng.uniform(0.3, 1.1) * states["seconds"])
+        # most kills land while reading, embedding or saving; some after the run has ended
+        time.sleep(rng.uniform(0.15, 1.0) * states["seconds"])
         process.send_signal(signal.SIGKILL)
         process.communicate(timeout=60)
         state = fingerprint(index, embedder)
@@ -127,6 +128,7 @@ def kill_trials(states, embedder, trials: int, budget: float, seed: int) -> dict
     complete(states["new_lib"], index)
     assert fingerprint(index, embedder) == states["new"]
     assert not (index / ".resume").exists(), "the resume area is removed once the index is saved"
+    print(f"{seen['trials']} kills: {seen['old']} left the old index, {seen['new']} the new one")
     return seen
 
 
@@ -138,7 +140,7 @@ def test_kills_leave_the_old_or_the_new_index(states, embedder):
 
 @pytest.mark.slow
 def test_fifty_kills_leave_the_old_or_the_new_index(states, embedder):
-    seen = kill_trials(states, embedder, 50, budget=1800, seed=2)
+    seen = kill_trials(states, embedder, 50, budget=3600, seed=2)
     assert seen["trials"] >= 50, seen
     assert seen["old"] and seen["new"], f"both outcomes should occur in 50 kills: {seen}"
 
