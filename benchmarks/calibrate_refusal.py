@@ -13,23 +13,17 @@ to the current default, and written into docs/EVALUATION.md with --write.
 
 from __future__ import annotations
 
-import argparse
-import os
 import sys
 import tempfile
 from pathlib import Path
 
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+import evalkit
+import numpy as np
 
-import numpy as np  # noqa: E402
-
-from rag.config import Settings  # noqa: E402
-from rag.evaluate import _new_assistant, load_squad, write_section  # noqa: E402
-from rag.reader import missing_names  # noqa: E402
-from rag.schema import Passage  # noqa: E402
-
-DOCS = Path(__file__).resolve().parents[1] / "docs" / "EVALUATION.md"
+from rag.config import Settings
+from rag.evaluate import _new_assistant, load_squad
+from rag.reader import missing_names
+from rag.schema import Passage
 
 
 def best_score(reader, question: str, passage: Passage) -> tuple[float, bool]:
@@ -45,12 +39,8 @@ def sweep(pos: np.ndarray, neg: np.ndarray, pos_names: np.ndarray, neg_names: np
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
-    parser.add_argument("squad_file", type=Path)
+    parser = evalkit.parser(__doc__, "squad_file")
     parser.add_argument("--questions", type=int, default=400, help="questions sampled evenly over the file")
-    parser.add_argument("--write", action="store_true", help="write the table into docs/EVALUATION.md")
     args = parser.parse_args()
 
     items = load_squad(args.squad_file)
@@ -103,13 +93,8 @@ def main() -> int:
     for label, (t, answered, refused) in rows:
         lines.append(f"| {label} | {t:.2f} | {100 * answered:.1f}% | {100 * refused:.1f}% | "
                      f"{50 * (answered + refused):.1f}% |")
-    lines += ["", f"Command: `python benchmarks/calibrate_refusal.py {args.squad_file} --questions "
-                  f"{args.questions} --write`", ""]
-    report = "\n".join(lines)
-    print(report)
-    if args.write:
-        write_section(DOCS, "refusal", report)
-    return 0
+    command = f"python benchmarks/calibrate_refusal.py {args.squad_file} --questions {args.questions}"
+    return evalkit.finish(lines, command, "refusal", args.write)
 
 
 if __name__ == "__main__":

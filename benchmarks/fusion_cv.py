@@ -10,39 +10,27 @@ once per query; only the fusion is repeated per weight.
 
 from __future__ import annotations
 
-import argparse
-import os
 import sys
 from pathlib import Path
 
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+import evalkit
+import numpy as np
 
-import numpy as np  # noqa: E402
+from rag.config import Settings
+from rag.evaluate import ndcg_at_k
+from rag.retrieve import fuse
 
-from rag.config import Settings  # noqa: E402
-from rag.evaluate import _assistant, load_beir, ndcg_at_k, write_section  # noqa: E402
-from rag.retrieve import fuse  # noqa: E402
-
-DOCS = Path(__file__).resolve().parents[1] / "docs" / "EVALUATION.md"
 WEIGHTS = [round(w, 2) for w in np.arange(0.0, 1.0001, 0.05)]
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
-    parser.add_argument("beir_dir", type=Path)
+    parser = evalkit.parser(__doc__, "beir_dir")
     parser.add_argument("--candidates", type=int, default=300, help="dense and BM25 list length")
     parser.add_argument("--work", type=Path, default=None, help="index folder (reused between runs)")
-    parser.add_argument("--write", action="store_true", help="write the table into docs/EVALUATION.md")
     args = parser.parse_args()
 
     settings = Settings.from_env()
-    work = args.work or settings.cache_dir / "eval" / f"beir-{args.beir_dir.name}"
-    data = load_beir(args.beir_dir)
-    qids = [q for q in data.qrels if q in data.queries]
-    assistant, mapping = _assistant(work, data.corpus, True, None, generator="extractive")
+    data, qids, assistant, mapping = evalkit.beir_assistant(args.beir_dir, args.work)
     index = assistant.index_data
     lists = {}
     for qid in qids:
@@ -84,15 +72,8 @@ def main() -> int:
         "",
         "nDCG@10 by weight (all queries): "
         + ", ".join(f"{w:g}: {table[w].mean():.3f}" for w in WEIGHTS[::2]),
-        "",
-        f"Command: `python benchmarks/fusion_cv.py {args.beir_dir} --write`",
-        "",
     ]
-    report = "\n".join(lines)
-    print(report)
-    if args.write:
-        write_section(DOCS, "fusion-cv", report)
-    return 0
+    return evalkit.finish(lines, f"python benchmarks/fusion_cv.py {args.beir_dir}", "fusion-cv", args.write)
 
 
 if __name__ == "__main__":

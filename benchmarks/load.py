@@ -192,15 +192,9 @@ def report(figures: dict, command: str) -> str:
 def write_section(path: Path, body: str) -> None:
     """Put `body` between this benchmark's markers in `path` (a section of its own, so other
     benchmarks can write theirs in the same file)."""
-    start, end = f"<!-- {MARK} -->", f"<!-- /{MARK} -->"
-    text = path.read_text(encoding="utf-8") if path.exists() else "# Performance\n"
-    block = f"{start}\n{body.rstrip()}\n{end}"
-    if start in text and end in text:
-        head, rest = text.split(start, 1)
-        text = head + block + rest.split(end, 1)[1]
-    else:
-        text = text.rstrip() + "\n\n" + block + "\n"
-    path.write_text(text, encoding="utf-8")
+    from rag.evaluate import write_section as write
+
+    write(path, MARK.split(":", 1)[1], body, prefix=MARK.split(":", 1)[0], header="# Performance\n")
 
 
 def main(argv: list[str] | None = None) -> int:

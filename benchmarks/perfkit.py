@@ -109,16 +109,9 @@ def langchain_index(corpus: Path, embeddings: Any, out: Path) -> tuple[Any, list
 
 def write_section(key: str, body: str, path: Path = DOC) -> None:
     """Replace (or append) the part of docs/PERFORMANCE.md between `<!-- perf:key -->` markers."""
-    start, end = f"<!-- perf:{key} -->", f"<!-- /perf:{key} -->"
-    text = path.read_text(encoding="utf-8") if path.exists() else HEADER
-    block = f"{start}\n{body.rstrip()}\n{end}"
-    if start in text and end in text:
-        before, rest = text.split(start, 1)
-        text = before + block + rest.split(end, 1)[1]
-    else:
-        text = text.rstrip() + "\n\n" + block + "\n"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(text, encoding="utf-8")
+    from rag.evaluate import write_section as write
+
+    write(path, key, body, prefix="perf", header=HEADER)
 
 
 def load_note() -> str:

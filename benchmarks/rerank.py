@@ -9,41 +9,28 @@ mixing weight is then a cheap recombination. Weight 1 is the first stage alone.
 
 from __future__ import annotations
 
-import argparse
-import os
 import sys
 import time
 from pathlib import Path
 
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+import evalkit
+import numpy as np
 
-import numpy as np  # noqa: E402
+from rag.evaluate import ndcg_at_k
+from rag.retrieve import SentenceReranker
 
-from rag.config import Settings  # noqa: E402
-from rag.evaluate import _assistant, load_beir, ndcg_at_k, write_section  # noqa: E402
-from rag.retrieve import SentenceReranker  # noqa: E402
-
-DOCS = Path(__file__).resolve().parents[1] / "docs" / "EVALUATION.md"
 WEIGHTS = (1.0, 0.75, 0.5, 0.25, 0.0)
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
-    parser.add_argument("beir_dir", type=Path)
+    parser = evalkit.parser(__doc__, "beir_dir")
     parser.add_argument("--candidates", type=int, default=20, help="first-stage passages re-scored")
     parser.add_argument("--limit", type=int, default=None, help="first N judged queries only")
     parser.add_argument("--work", type=Path, default=None, help="index folder (reused between runs)")
-    parser.add_argument("--write", action="store_true", help="write the table into docs/EVALUATION.md")
     args = parser.parse_args()
 
-    settings = Settings.from_env()
-    work = args.work or settings.cache_dir / "eval" / f"beir-{args.beir_dir.name}"
-    data = load_beir(args.beir_dir)
-    qids = [q for q in data.qrels if q in data.queries][: args.limit]
-    assistant, mapping = _assistant(work, data.corpus, True, None, generator="extractive")
+    data, qids, assistant, mapping = evalkit.beir_assistant(args.beir_dir, args.work)
+    qids = qids[: args.limit]
     reranker = SentenceReranker(assistant.retriever, assistant.embedder, args.candidates)
     ndcg = {w: [] for w in WEIGHTS}
     first_seconds, rerank_seconds = [], []
@@ -74,15 +61,9 @@ def main() -> int:
         "",
         f"Median time per query: first stage {1000 * np.median(first_seconds):.0f} ms, reranking "
         f"{1000 * np.median(rerank_seconds):.0f} ms (shared 2-core machine).",
-        "",
-        f"Command: `python benchmarks/rerank.py {args.beir_dir} --candidates {args.candidates} --write`",
-        "",
     ]
-    report = "\n".join(lines)
-    print(report)
-    if args.write:
-        write_section(DOCS, "rerank", report)
-    return 0
+    command = f"python benchmarks/rerank.py {args.beir_dir} --candidates {args.candidates}"
+    return evalkit.finish(lines, command, "rerank", args.write)
 
 
 if __name__ == "__main__":

@@ -488,10 +488,11 @@ this repository.
 """
 
 
-def write_section(path: Path, key: str, body: str) -> None:
-    """Replace (or append) the part of `path` between the markers for `key`."""
-    start, end = f"<!-- eval:{key} -->", f"<!-- /eval:{key} -->"
-    text = path.read_text(encoding="utf-8") if path.exists() else HEADER
+def write_section(path: Path, key: str, body: str, prefix: str = "eval", header: str = HEADER) -> None:
+    """Replace (or append) the part of `path` between the markers `<!-- prefix:key -->`, so
+    each benchmark rewrites its own section and leaves the others alone."""
+    start, end = f"<!-- {prefix}:{key} -->", f"<!-- /{prefix}:{key} -->"
+    text = path.read_text(encoding="utf-8") if path.exists() else header
     block = f"{start}\n{body.rstrip()}\n{end}"
     if start in text and end in text:
         before, rest = text.split(start, 1)

@@ -145,6 +145,13 @@ def _generator(settings_factory, backend: str, url: str, retries: int = 2):
     return make_generator(settings)
 
 
+def dead_url() -> str:
+    """A loopback port that was free a moment ago: nothing listens there."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return f"http://127.0.0.1:{s.getsockname()[1]}"
+
+
 def _fails_within_timeout(generator) -> GeneratorError:
     start = time.monotonic()
     with pytest.raises(GeneratorError) as caught:
@@ -157,27 +164,19 @@ def _fails_within_timeout(generator) -> GeneratorError:
 
 @pytest.mark.parametrize("backend", BACKENDS)
 def test_a_server_that_is_down_gives_a_clear_error(settings_factory, backend):
-    with socket.socket() as s:  # a port that was free a moment ago: nothing listens there
-        s.bind(("127.0.0.1", 0))
-        url = f"http://127.0.0.1:{s.getsockname()[1]}"
-    error = _fails_within_timeout(_generator(settings_factory, backend, url))
+    error = _fails_within_timeout(_generator(settings_factory, backend, dead_url()))
     assert "did not answer after 3 attempts" in str(error)
 
 
+@pytest.mark.parametrize("mode", ["silent", "garbage"])
 @pytest.mark.parametrize("backend", BACKENDS)
-def test_a_silent_server_times_out(settings_factory, backend, misbehaving):
+def test_silence_and_garbage_are_errors_not_retried(settings_factory, backend, mode, misbehaving):
+    """A silent server times out (no retry once the deadline is spent); a malformed reply is an
+    error, not an answer, and is not retried either."""
     url, handler = misbehaving
-    handler.mode = "silent"
+    handler.mode = mode
     _fails_within_timeout(_generator(settings_factory, backend, url))
-    assert handler.hits == 1, "no retry once the deadline is spent"
-
-
-@pytest.mark.parametrize("backend", BACKENDS)
-def test_garbage_is_an_error_not_an_answer(settings_factory, backend, misbehaving):
-    url, handler = misbehaving
-    handler.mode = "garbage"
-    _fails_within_timeout(_generator(settings_factory, backend, url))
-    assert handler.hits == 1, "a malformed reply is not retried"
+    assert handler.hits == 1
 
 
 @pytest.mark.parametrize("retries", [0, 2])
@@ -190,9 +189,7 @@ def test_server_errors_are_retried_a_bounded_number_of_times(settings_factory, m
 
 
 def test_the_cli_reports_a_dead_generator(tmp_path, settings_factory):
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        url = f"http://127.0.0.1:{s.getsockname()[1]}/v1"
+    url = f"{dead_url()}/v1"
     settings = settings_factory("cli-dead")
     env = {**os.environ, "RAG_GENERATOR": "openai:m", "RAG_OPENAI_BASE_URL": url,
            "RAG_GENERATOR_TIMEOUT": str(TIMEOUT), "RAG_CORPUS_DIR": str(settings.corpus_dir),
