@@ -119,7 +119,7 @@ def decode_speed(settings, runs: int = 5) -> dict[str, float]:
     result = {}
     for dtype in ["float32", "bfloat16"] if cpu_has_bf16() else ["float32"]:
         gen = TransformersGenerator(location, "SmolLM2", settings.threads, dtype)
-        inputs = gen._inputs(messages, "")
+        inputs = gen._inputs(messages)
         times = []
         for _ in range(runs):
             t = time.perf_counter()

@@ -44,7 +44,7 @@ def transformers_backend(dtype: str, threads: int, runs: int) -> tuple[float, fl
 
     location = dequantized_checkpoint(smollm2_gguf(), Settings.from_env().cache_dir)
     gen = TransformersGenerator(location, "SmolLM2", threads, dtype)
-    inputs = gen._inputs(PROMPT, "")
+    inputs = gen._inputs(PROMPT)
     times = []
     for _ in range(runs):
         t = time.perf_counter()
