@@ -181,8 +181,8 @@ def ndcg_table(scifact: Path, work: Path, threads: int, embedders: dict[str, Any
         variants = dict(result.details["variants"])
         dense = next(m for label, m in variants.items() if label.startswith("dense"))
         rows.append(f"| {LABELS[name].removeprefix('rag, ')} | {result.details['chunks']} | "
-                    f"{dense['nDCG@10']:.3f} | {result.metrics['nDCG@10']:.3f} | "
-                    f"{result.metrics['Recall@100']:.3f} |")
+                    f"{dense['ndcg@10']:.3f} | {result.metrics['ndcg@10']:.3f} | "
+                    f"{result.metrics['recall@100']:.3f} |")
         print(rows[-1], flush=True)
     return "All of SciFact (5,183 abstracts, 300 test queries):\n\n" + "\n".join(rows)
 
