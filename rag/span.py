@@ -119,8 +119,7 @@ def _typed(tokens: list[_Token], a: int, b: int, kind: str) -> tuple[int, int] |
     test = {"number": _is_number, "date": _is_date}.get(kind)
     if test is None:  # names and places: capitalised words, glue allowed inside
         test = _capitalised
-    hits = [k for k in range(a, b) if test(tokens[k].text) and not (k == 0 and kind in ("name", "place")
-                                                                    and tokens[k].text.lower() in _STOP)]
+    hits = [k for k in range(a, b) if test(tokens[k].text)]  # runs never start with a stop word
     if not hits:
         return None
     first = last = hits[0]
