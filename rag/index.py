@@ -6,12 +6,19 @@ Layout of the index folder::
     gen-00000007/        one complete, immutable snapshot
         manifest.json    format, embedding model, splitter, documents, file checksums
         vectors.faiss    faiss.write_index output
-        bm25/            the chunks' BM25 index (bm25s arrays and JSON), built from chunks.jsonl
-        chunks.jsonl     one chunk per line (text and offsets)
-        documents.jsonl  one document per line (text, title, date, hash)
+        bm25/            the chunks' BM25 index (bm25s arrays and JSON), built from the chunks
+        chunks.npy, chunk_texts.bin
+                         the chunks: a table of ids and offsets, and their texts (rag/chunktable.py)
+        documents.jsonl  one document per line (title, path, date, hash; where its text lies)
+        document_texts.bin
 
 A save writes a new generation in a temporary folder, renames it into place, then swaps
 CURRENT: a crash at any moment leaves the previous or the new snapshot, never a mix.
+
+Loading parses only the document list: the vectors, the chunk table, the texts and BM25 are
+memory-mapped, so a million-chunk index loads in well under a second and its texts are read
+from disk when a passage is shown. Generations saved as format 1 (chunks and document texts
+as JSON lines) still load, and are written in the current format at the next save.
 """
 
 from __future__ import annotations
@@ -25,20 +32,23 @@ import shutil
 import tempfile
 import time
 from collections.abc import Iterable, Iterator
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from .chunktable import DOCUMENT_TEXTS, Blob, BlobWriter, ChunkTable
 from .filters import Where
 from .lexical import Bm25
 from .schema import Chunk, Document, Passage
 from .store import VectorStore, store_class
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
+READABLE_FORMATS = (1, 2)
 CURRENT = "CURRENT"
 MANIFEST = "manifest.json"
-CHUNKS = "chunks.jsonl"
+CHUNKS_V1 = "chunks.jsonl"
 DOCUMENTS = "documents.jsonl"
 LEXICAL = "bm25"
 HASH_LIMIT = 16 << 20
@@ -56,15 +66,22 @@ class IndexCorrupt(Exception):
 
 
 class Index:
-    """Documents, their chunks and the chunk vectors, kept consistent with each other."""
+    """Documents, their chunks and the chunk vectors, kept consistent with each other.
+
+    `documents` holds each document's metadata; its text (`Document.text` is empty there) is
+    read with `document_text`, so a large library's texts stay on disk."""
 
     def __init__(self, store: VectorStore, config: dict[str, Any]):
         self.store = store
         self.config = config
         """What the vectors depend on (embedding model, splitter): a change means rebuild."""
         self.documents: dict[str, Document] = {}
-        self.chunks: dict[int, Chunk] = {}
-        self._by_doc: dict[str, list[int]] = {}
+        self.chunks = ChunkTable()
+        self._texts: dict[str, str] = {}
+        """Texts of the documents put since the load."""
+        self._saved_texts = Blob()
+        self._text_at: dict[str, tuple[int, int]] = {}
+        """Where the loaded documents' texts lie in `_saved_texts`."""
         self.next_id = 0
         self.generation = 0
         self._lexical: Bm25 | None = None
@@ -93,7 +110,10 @@ class Index:
         return True
 
     def document_text(self, doc_id: str) -> str:
-        return self.documents[doc_id].text
+        if doc_id not in self.documents:
+            raise KeyError(doc_id)
+        text = self._texts.get(doc_id)
+        return text if text is not None else self._saved_texts.read(*self._text_at[doc_id])
 
     # -- content --------------------------------------------------------------------------
     def put(self, doc: Document, chunks: list[Chunk], vectors: np.ndarray) -> None:
@@ -102,21 +122,22 @@ class Index:
             raise ValueError("one vector per chunk expected")
         self.delete(doc.id)
         self.store.add(np.array([c.id for c in chunks], dtype=np.int64), vectors)
-        self.documents[doc.id] = doc
+        self.documents[doc.id] = replace(doc, text="")
+        self._texts[doc.id] = doc.text
         for c in chunks:
-            self.chunks[c.id] = c
-        self._by_doc[doc.id] = [c.id for c in chunks]
+            self.chunks.add(c)
         self.next_id = max([self.next_id] + [c.id + 1 for c in chunks])
         self._lexical = None
 
     def delete(self, doc_id: str) -> bool:
         if doc_id not in self.documents:
             return False
-        ids = self._by_doc.pop(doc_id, [])
+        ids = self.chunks.ids_of(doc_id)
         self.store.remove(ids)
         for cid in ids:
-            del self.chunks[cid]
+            self.chunks.remove(cid)
         del self.documents[doc_id]
+        self._texts.pop(doc_id, None)
         self._lexical = None
         return True
 
@@ -127,7 +148,7 @@ class Index:
         return self._lexical
 
     def chunk_count(self, doc_id: str) -> int:
-        return len(self._by_doc.get(doc_id, ()))
+        return self.chunks.count(doc_id)
 
     def search(self, vector: np.ndarray, k: int, where: Where | None = None) -> list[Passage]:
         """The k nearest chunks; with a filter, the nearest among the chunks it allows."""
@@ -143,9 +164,8 @@ class Index:
     def _allowed(self, hits: list[tuple[int, float]], where: Where | None) -> list[tuple[int, float]]:
         if where is None:
             return hits
-        docs = self.documents
-        return [(i, s) for i, s in hits
-                if where.matches(self.chunks[i].doc_id, docs[self.chunks[i].doc_id].date)]
+        docs, doc_of = self.documents, self.chunks.doc_of
+        return [(i, s) for i, s in hits if where.matches(doc_of(i), docs[doc_of(i)].date)]
 
     def passage(self, chunk_id: int, score: float) -> Passage:
         c = self.chunks[chunk_id]
@@ -159,9 +179,9 @@ class Index:
         tmp = Path(tempfile.mkdtemp(prefix=".tmp-", dir=index_dir))
         try:
             self.store.save(tmp / self.store_filename)
-            _write_jsonl(tmp / CHUNKS, (c.to_dict() for c in self.chunks.values()))
-            _write_jsonl(tmp / DOCUMENTS, (d.to_dict() for d in self.documents.values()))
-            names = [self.store_filename, CHUNKS, DOCUMENTS] + self.lexical().save(tmp / LEXICAL)
+            names = [self.store_filename, DOCUMENTS, DOCUMENT_TEXTS]
+            rows = self._save_documents(tmp)
+            names += self.chunks.save(tmp, rows) + self.lexical().save(tmp / LEXICAL)
             files = {name: _sha256(tmp / name) for name in names}
             sizes = {name: (tmp / name).stat().st_size for name in names}
             manifest = {
@@ -197,6 +217,28 @@ class Index:
         _remove_stale(index_dir, keep=final.name)
         return final
 
+    def _save_documents(self, folder: Path) -> dict[str, int]:
+        """Write the document list and texts; returns each document's row."""
+        rows: dict[str, int] = {}
+        with open(folder / DOCUMENT_TEXTS, "wb") as fh:
+            blob = BlobWriter(fh)
+
+            def listed() -> Iterator[dict[str, Any]]:
+                for doc in self.documents.values():
+                    rows[doc.id] = len(rows)
+                    text = self._texts.get(doc.id)
+                    if text is not None:
+                        at, size = blob.write(text)
+                    else:
+                        size = self._text_at[doc.id][1]
+                        at = blob.write_bytes(self._saved_texts.read_bytes(*self._text_at[doc.id]))
+                    row = doc.to_dict()
+                    del row["text"]
+                    yield {**row, "text_at": [at, size]}
+
+            _write_jsonl(folder / DOCUMENTS, listed())
+        return rows
+
     @property
     def store_filename(self) -> str:
         return getattr(self.store, "filename", "vectors.bin")
@@ -214,10 +256,9 @@ class Index:
             raise IndexCorrupt(f"{folder} has no manifest") from exc
         except (json.JSONDecodeError, UnicodeDecodeError) as exc:
             raise IndexCorrupt(f"manifest in {folder} is unreadable ({exc})") from exc
-        if manifest.get("format_version") != FORMAT_VERSION:
-            raise IndexCorrupt(
-                f"index format {manifest.get('format_version')} is not {FORMAT_VERSION}"
-            )
+        version = manifest.get("format_version")
+        if version not in READABLE_FORMATS:
+            raise IndexCorrupt(f"index format {version} is not one of {READABLE_FORMATS}")
         sizes = manifest.get("sizes", {})
         for fname, digest in manifest.get("files", {}).items():
             path = folder / fname
@@ -235,21 +276,42 @@ class Index:
                 int(manifest["dimension"]),
             )
             index = cls(store, manifest["config"])
-            for row in _read_jsonl(folder / DOCUMENTS):
-                index.documents[row["id"]] = Document(**row)
-            for row in _read_jsonl(folder / CHUNKS):
-                chunk = Chunk(**row)
-                index.chunks[chunk.id] = chunk
-                index._by_doc.setdefault(chunk.doc_id, []).append(chunk.id)
+            if version == 1:
+                index._load_v1(folder)
+            else:
+                index._load_documents(folder)
             index.next_id = int(manifest["next_id"])
             if f"{LEXICAL}/lexical.json" in manifest.get("files", {}):
                 index._lexical = Bm25.load(folder / LEXICAL)  # None: built again when needed
-        except (KeyError, TypeError, ValueError) as exc:
+        except (KeyError, TypeError, ValueError, EOFError, OSError) as exc:
             raise IndexCorrupt(f"index in {folder} is inconsistent ({exc})") from exc
         if len(store) != len(index.chunks):
             raise IndexCorrupt(f"{len(store)} vectors but {len(index.chunks)} chunks in {folder}")
         index.generation = _parse_gen(name)
         return index
+
+    def _load_documents(self, folder: Path) -> None:
+        texts = Blob(folder / DOCUMENT_TEXTS)
+        for row in _read_jsonl(folder / DOCUMENTS):
+            at, size = row.pop("text_at")
+            if at < 0 or size < 0 or at + size > len(texts):
+                raise ValueError(f"the text of {row.get('id')} lies beyond {DOCUMENT_TEXTS}")
+            self.documents[row["id"]] = Document(**row, text="")
+            self._text_at[row["id"]] = (at, size)
+        self._saved_texts = texts
+        self.chunks = ChunkTable.load(folder, list(self.documents))
+
+    def _load_v1(self, folder: Path) -> None:
+        """Format 1: documents and chunks as JSON lines, texts included."""
+        for row in _read_jsonl(folder / DOCUMENTS):
+            doc = Document(**row)
+            self.documents[doc.id] = replace(doc, text="")
+            self._texts[doc.id] = doc.text
+        for row in _read_jsonl(folder / CHUNKS_V1):
+            chunk = Chunk(**row)
+            if chunk.doc_id not in self.documents:
+                raise ValueError(f"chunk {chunk.id} belongs to no document")
+            self.chunks.add(chunk)
 
 
 @contextlib.contextmanager

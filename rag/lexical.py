@@ -1,8 +1,9 @@
 """BM25 over the chunks (bm25s), the keyword half of hybrid retrieval.
 
 Built from the chunk texts the index already holds, so it never needs the embedding model;
-saved inside the index generation (numpy arrays and JSON, no pickle) and rebuilt whenever the
-chunks change (BM25's document frequencies are corpus-wide: a few seconds for 16,000 chunks)."""
+saved inside the index generation (numpy arrays and JSON, no pickle; memory-mapped at load)
+and rebuilt whenever the chunks change (BM25's document frequencies are corpus-wide: a few
+seconds for 16,000 chunks)."""
 
 from __future__ import annotations
 
@@ -102,7 +103,7 @@ class Bm25:
             ids = np.load(folder / IDS, allow_pickle=False)
             if len(ids) == 0:
                 return cls.build([])
-            model = bm25s.BM25.load(str(folder), show_progress=False, verbosity=0)
+            model = bm25s.BM25.load(str(folder), mmap=True, show_progress=False, verbosity=0)
         except (OSError, ValueError, KeyError) as exc:
             log.warning("BM25 index in %s unreadable (%s): building it again", folder, exc)
             return None

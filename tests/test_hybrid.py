@@ -40,14 +40,14 @@ def test_bm25_is_saved_with_the_index_and_follows_the_documents(fresh: Assistant
     loaded = Index.load(index_dir)  # checked against the manifest's checksums
     assert loaded._lexical is not None and len(loaded._lexical) == len(loaded.chunks)
     # an exact code the embedding model barely sees is found by its keyword
-    assert loaded.lexical().search("ZX-4471", 3)[0][0] in loaded._by_doc["code.txt"]
+    assert loaded.lexical().search("ZX-4471", 3)[0][0] in loaded.chunks.ids_of("code.txt")
     assert fresh.search("Where did parcel ZX-4471 go?", 2)[0].doc_id == "code.txt"
 
     (corpus / "code.txt").write_text("Invoice 99-ALPHA was paid by the harbour authority.")
     fresh.refresh()
     lexical = fresh.index_data.lexical()
     assert lexical.search("ZX-4471", 3) == []
-    assert lexical.search("99-ALPHA invoice", 3)[0][0] in fresh.index_data._by_doc["code.txt"]
+    assert lexical.search("99-ALPHA invoice", 3)[0][0] in fresh.index_data.chunks.ids_of("code.txt")
     (corpus / "code.txt").unlink()
     fresh.refresh()
     assert len(fresh.index_data.lexical()) == len(fresh.index_data.chunks)

@@ -20,14 +20,13 @@ def test_chunks_fit_the_model_and_keep_offsets(fresh: Assistant):
     index = fresh.index_data
     tokenizer = fresh.embedder.tokenizer
     for chunk in index.chunks.values():
-        doc = index.documents[chunk.doc_id]
-        assert doc.text[chunk.start:chunk.end] == chunk.text
+        assert index.document_text(chunk.doc_id)[chunk.start:chunk.end] == chunk.text
         n_tokens = len(tokenizer(chunk.text, add_special_tokens=False)["input_ids"])
         assert n_tokens <= fresh.settings.chunk_size < fresh.embedder.max_tokens
     ordered = sorted(index.chunks.values(), key=lambda c: c.ordinal)
-    assert ordered[0].start == 0 and ordered[-1].end == len(index.documents[ordered[0].doc_id].text)
+    text = index.document_text(ordered[0].doc_id)
+    assert ordered[0].start == 0 and ordered[-1].end == len(text)
     # consecutive chunks overlap or are separated by whitespace only: no text is lost
-    text = index.documents[ordered[0].doc_id].text
     for a, b in zip(ordered, ordered[1:]):
         assert b.start <= a.end or not text[a.end:b.start].strip()
 

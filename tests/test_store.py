@@ -101,7 +101,7 @@ def test_damaged_index_is_detected(tmp_path: Path, embedder, damage: str):
     elif damage == "empty-vectors":
         (gen / "vectors.faiss").write_bytes(b"")
     elif damage == "garble-chunks":
-        (gen / "chunks.jsonl").write_text('{"id": 0, "doc_')
+        (gen / "chunks.npy").write_text('{"id": 0, "doc_')
     elif damage == "drop-manifest":
         (gen / "manifest.json").unlink()
     elif damage == "bad-current":

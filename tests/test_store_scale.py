@@ -85,9 +85,9 @@ def test_big_files_are_checked_by_size(tmp_path: Path, monkeypatch, damage: str)
 
 def test_small_files_are_still_hashed(tmp_path: Path):
     gen = _saved_index(tmp_path)
-    data = bytearray((gen / "chunks.jsonl").read_bytes())
+    data = bytearray((gen / "chunk_texts.bin").read_bytes())
     data[20] = ord("X") if data[20] != ord("X") else ord("Y")  # same size, other bytes
-    (gen / "chunks.jsonl").write_bytes(bytes(data))
+    (gen / "chunk_texts.bin").write_bytes(bytes(data))
     with pytest.raises(IndexCorrupt, match="checksum"):
         Index.load(tmp_path)
 
@@ -101,7 +101,7 @@ def test_manifest_without_sizes_is_fully_hashed(tmp_path: Path):
     del manifest["sizes"]
     (gen / "manifest.json").write_text(json.dumps(manifest))
     assert len(Index.load(tmp_path).chunks) == 300
-    shutil.copy(gen / "chunks.jsonl", tmp_path / "keep")
-    (gen / "chunks.jsonl").write_text((tmp_path / "keep").read_text().replace("text 1", "text 9"))
+    shutil.copy(gen / "chunk_texts.bin", tmp_path / "keep")
+    (gen / "chunk_texts.bin").write_text((tmp_path / "keep").read_text().replace("text 1", "text 9"))
     with pytest.raises(IndexCorrupt):
         Index.load(tmp_path)

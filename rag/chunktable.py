@@ -1,0 +1,231 @@
+"""Chunks and document texts kept on disk and read by id, so that loading an index of a million
+chunks costs milliseconds and the texts stay out of the process's memory until a passage is shown.
+
+Files of a generation (see rag/index.py)::
+
+    chunks.npy           one row per chunk, sorted by id: id, document row, ordinal, offsets,
+                         and where its text lies in chunk_texts.bin (numpy, no pickle)
+    chunk_texts.bin      the chunk texts, UTF-8, back to back
+    document_texts.bin   the document texts, UTF-8, back to back (documents.jsonl says where)
+
+Both tables are memory-mapped at load. Changes since the load are kept in memory (added chunks,
+removed ids) and merged into new files at the next save; a generation's files are never changed.
+"""
+
+from __future__ import annotations
+
+import mmap
+from collections import Counter
+from collections.abc import Iterable, Iterator, Mapping
+from pathlib import Path
+from typing import BinaryIO
+
+import numpy as np
+
+from .schema import Chunk
+
+ROWS = "chunks.npy"
+CHUNK_TEXTS = "chunk_texts.bin"
+DOCUMENT_TEXTS = "document_texts.bin"
+ROW = np.dtype([("id", "<i8"), ("doc", "<i4"), ("ordinal", "<i4"), ("start", "<i8"), ("end", "<i8"),
+                ("at", "<i8"), ("size", "<i4")])
+_COPY = 8 << 20
+
+
+class Blob:
+    """A read-only file of texts, memory-mapped; `read(at, size)` gives one of them."""
+
+    def __init__(self, path: Path | None = None):
+        self._map: mmap.mmap | bytes = b""
+        if path is not None and path.stat().st_size:
+            with open(path, "rb") as fh:
+                self._map = mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ)
+
+    def __len__(self) -> int:
+        return len(self._map)
+
+    def read(self, at: int, size: int) -> str:
+        return self._map[at:at + size].decode("utf-8", errors="replace")
+
+    def read_bytes(self, at: int, size: int) -> bytes:
+        return self._map[at:at + size]
+
+    def copy_to(self, out: BinaryIO) -> None:
+        for at in range(0, len(self._map), _COPY):
+            out.write(self._map[at:at + _COPY])
+
+
+class BlobWriter:
+    """Appends texts to a new blob file and says where each went."""
+
+    def __init__(self, out: BinaryIO):
+        self.out = out
+        self.size = 0
+
+    def write(self, text: str) -> tuple[int, int]:
+        data = text.encode("utf-8")
+        self.out.write(data)
+        at, self.size = self.size, self.size + len(data)
+        return at, len(data)
+
+    def write_bytes(self, data: bytes) -> int:
+        self.out.write(data)
+        at, self.size = self.size, self.size + len(data)
+        return at
+
+
+class ChunkTable(Mapping[int, Chunk]):
+    """Chunks by id: those of the loaded generation read on demand from memory-mapped files,
+    the ones changed since kept in memory."""
+
+    def __init__(self, rows: np.ndarray | None = None, texts: Blob | None = None,
+                 doc_ids: list[str] | None = None):
+        self._rows = rows if rows is not None else np.zeros(0, dtype=ROW)
+        self._texts = texts or Blob()
+        self._doc_ids = doc_ids or []
+        self._removed: set[int] = set()
+        """Ids of the loaded rows that are gone (deleted, or replaced by an added chunk)."""
+        self._added: dict[int, Chunk] = {}
+        self._base_counts: np.ndarray | None = None
+        self._removed_per_doc: Counter[str] = Counter()
+        self._added_per_doc: Counter[str] = Counter()
+        self._doc_rows: dict[str, int] | None = None
+
+    @classmethod
+    def load(cls, folder: Path, doc_ids: list[str]) -> ChunkTable:
+        """The table of a saved generation; ValueError when its files do not fit together."""
+        rows = np.load(folder / ROWS, mmap_mode="r", allow_pickle=False)
+        if rows.dtype != ROW or rows.ndim != 1:
+            raise ValueError(f"{ROWS} has rows of {rows.dtype}, not {ROW}")
+        texts = Blob(folder / CHUNK_TEXTS)
+        if len(rows):
+            ids = rows["id"]
+            if np.any(ids[1:] <= ids[:-1]):
+                raise ValueError(f"{ROWS} is not sorted by chunk id")
+            docs = rows["doc"]
+            if docs.min() < 0 or docs.max() >= len(doc_ids):
+                raise ValueError(f"{ROWS} points at documents that are not listed")
+            if rows["at"].min() < 0 or rows["size"].min() < 0 or \
+                    int((rows["at"] + rows["size"]).max()) > len(texts):
+                raise ValueError(f"{ROWS} points beyond the end of {CHUNK_TEXTS}")
+        return cls(rows, texts, doc_ids)
+
+    # -- reading ----------------------------------------------------------------------------
+    def _row(self, chunk_id: int) -> int:
+        """Row of a loaded chunk that is still there, or -1."""
+        if chunk_id in self._removed:
+            return -1
+        ids = self._rows["id"]
+        i = int(np.searchsorted(ids, chunk_id))
+        return i if i < len(ids) and ids[i] == chunk_id else -1
+
+    def __getitem__(self, chunk_id: int) -> Chunk:
+        chunk = self._added.get(chunk_id)
+        if chunk is not None:
+            return chunk
+        i = self._row(chunk_id)
+        if i < 0:
+            raise KeyError(chunk_id)
+        r = self._rows[i]
+        return Chunk(int(r["id"]), self._doc_ids[r["doc"]], self._texts.read(int(r["at"]), int(r["size"])),
+                     int(r["start"]), int(r["end"]), int(r["ordinal"]))
+
+    def doc_of(self, chunk_id: int) -> str:
+        """The chunk's document id, without reading its text."""
+        chunk = self._added.get(chunk_id)
+        if chunk is not None:
+            return chunk.doc_id
+        i = self._row(chunk_id)
+        if i < 0:
+            raise KeyError(chunk_id)
+        return self._doc_ids[self._rows["doc"][i]]
+
+    def __contains__(self, chunk_id: object) -> bool:
+        return chunk_id in self._added or (isinstance(chunk_id, (int, np.integer))
+                                          and self._row(int(chunk_id)) >= 0)
+
+    def __len__(self) -> int:
+        return len(self._rows) - len(self._removed) + len(self._added)
+
+    def __iter__(self) -> Iterator[int]:
+        for cid in self._rows["id"]:
+            if int(cid) not in self._removed:
+                yield int(cid)
+        yield from self._added
+
+    def ids_of(self, doc_id: str) -> list[int]:
+        ids = [c.id for c in self._added.values() if c.doc_id == doc_id] \
+            if self._added_per_doc[doc_id] else []
+        row = self._doc_row(doc_id)
+        if row >= 0:
+            base = self._rows["id"][self._rows["doc"] == row]
+            ids = [int(i) for i in base if int(i) not in self._removed] + ids
+        return ids
+
+    def count(self, doc_id: str) -> int:
+        """How many chunks the document has (cheap: the listing asks for every document)."""
+        base = 0
+        row = self._doc_row(doc_id)
+        if row >= 0:
+            if self._base_counts is None:
+                self._base_counts = np.bincount(self._rows["doc"], minlength=len(self._doc_ids))
+            base = int(self._base_counts[row])
+        return base - self._removed_per_doc[doc_id] + self._added_per_doc[doc_id]
+
+    def _doc_row(self, doc_id: str) -> int:
+        if self._doc_rows is None:
+            self._doc_rows = {d: i for i, d in enumerate(self._doc_ids)}
+        return self._doc_rows.get(doc_id, -1)
+
+    # -- changing ---------------------------------------------------------------------------
+    def add(self, chunk: Chunk) -> None:
+        self.remove(chunk.id)
+        self._added[chunk.id] = chunk
+        self._added_per_doc[chunk.doc_id] += 1
+
+    def remove(self, chunk_id: int) -> None:
+        chunk = self._added.pop(chunk_id, None)
+        if chunk is not None:
+            self._added_per_doc[chunk.doc_id] -= 1
+            return
+        if self._row(chunk_id) >= 0:
+            self._removed_per_doc[self.doc_of(chunk_id)] += 1
+            self._removed.add(chunk_id)
+
+    # -- saving -----------------------------------------------------------------------------
+    def save(self, folder: Path, doc_rows: Mapping[str, int]) -> list[str]:
+        """Write the table (loaded rows still there, then the added chunks) for documents
+        numbered by `doc_rows`; returns the file names."""
+        kept = self._rows
+        if self._removed:
+            kept = kept[~np.isin(kept["id"], np.fromiter(self._removed, dtype=np.int64))]
+        renumber = np.array([doc_rows.get(d, -1) for d in self._doc_ids] or [-1], dtype=np.int32)
+        out = np.empty(len(kept) + len(self._added), dtype=ROW)
+        with open(folder / CHUNK_TEXTS, "wb") as fh:
+            blob = BlobWriter(fh)
+            if len(kept):
+                out[:len(kept)] = kept
+                out["doc"][:len(kept)] = renumber[kept["doc"]]
+                if len(kept) == len(self._rows):  # nothing removed: the text file as it is
+                    self._texts.copy_to(fh)
+                    blob.size = len(self._texts)
+                else:
+                    for i, (at, size) in enumerate(zip(kept["at"].tolist(), kept["size"].tolist())):
+                        out["at"][i] = blob.write_bytes(self._texts.read_bytes(at, size))
+            for i, c in enumerate(self._added.values(), start=len(kept)):
+                at, size = blob.write(c.text)
+                out[i] = (c.id, doc_rows.get(c.doc_id, -1), c.ordinal, c.start, c.end, at, size)
+        if len(out) and out["doc"].min() < 0:
+            raise ValueError("a chunk belongs to no document of the index")
+        out = out[np.argsort(out["id"], kind="stable")]
+        with open(folder / ROWS, "wb") as fh:
+            np.save(fh, out, allow_pickle=False)
+        return [ROWS, CHUNK_TEXTS]
+
+
+def write_texts(path: Path, texts: Iterable[str]) -> list[tuple[int, int]]:
+    """Write texts back to back; returns (offset, length in bytes) of each."""
+    with open(path, "wb") as fh:
+        blob = BlobWriter(fh)
+        return [blob.write(t) for t in texts]
+
