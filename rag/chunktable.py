@@ -81,6 +81,9 @@ class ChunkTable(Mapping[int, Chunk]):
     def __init__(self, rows: np.ndarray | None = None, texts: Blob | None = None,
                  doc_ids: list[str] | None = None):
         self._rows = rows if rows is not None else np.zeros(0, dtype=ROW)
+        self._ids = np.ascontiguousarray(self._rows["id"])
+        """The id column in memory (8 bytes a chunk): a strided search on the mapped table
+        costs a fraction of a millisecond per lookup, this a microsecond."""
         self._texts = texts or Blob()
         self._doc_ids = doc_ids or []
         self._removed: set[int] = set()
@@ -115,7 +118,7 @@ class ChunkTable(Mapping[int, Chunk]):
         """Row of a loaded chunk that is still there, or -1."""
         if chunk_id in self._removed:
             return -1
-        ids = self._rows["id"]
+        ids = self._ids
         i = int(np.searchsorted(ids, chunk_id))
         return i if i < len(ids) and ids[i] == chunk_id else -1
 
@@ -148,9 +151,9 @@ class ChunkTable(Mapping[int, Chunk]):
         return len(self._rows) - len(self._removed) + len(self._added)
 
     def __iter__(self) -> Iterator[int]:
-        for cid in self._rows["id"]:
-            if int(cid) not in self._removed:
-                yield int(cid)
+        for cid in self._ids.tolist():
+            if cid not in self._removed:
+                yield cid
         yield from self._added
 
     def ids_of(self, doc_id: str) -> list[int]:
@@ -158,7 +161,7 @@ class ChunkTable(Mapping[int, Chunk]):
             if self._added_per_doc[doc_id] else []
         row = self._doc_row(doc_id)
         if row >= 0:
-            base = self._rows["id"][self._rows["doc"] == row]
+            base = self._ids[self._rows["doc"] == row]
             ids = [int(i) for i in base if int(i) not in self._removed] + ids
         return ids
 
@@ -198,7 +201,7 @@ class ChunkTable(Mapping[int, Chunk]):
         numbered by `doc_rows`; returns the file names."""
         kept = self._rows
         if self._removed:
-            kept = kept[~np.isin(kept["id"], np.fromiter(self._removed, dtype=np.int64))]
+            kept = kept[~np.isin(self._ids, np.fromiter(self._removed, dtype=np.int64))]
         renumber = np.array([doc_rows.get(d, -1) for d in self._doc_ids] or [-1], dtype=np.int32)
         out = np.empty(len(kept) + len(self._added), dtype=ROW)
         with open(folder / CHUNK_TEXTS, "wb") as fh:

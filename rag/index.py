@@ -152,9 +152,13 @@ class Index:
 
     def search(self, vector: np.ndarray, k: int, where: Where | None = None) -> list[Passage]:
         """The k nearest chunks; with a filter, the nearest among the chunks it allows."""
+        return [self.passage(i, s) for i, s in self.nearest(vector, k, where)]
+
+    def nearest(self, vector: np.ndarray, k: int, where: Where | None = None) -> list[tuple[int, float]]:
+        """(chunk id, cosine) of the k nearest chunks the filter allows, nearest first."""
         scores, ids = self.store.search(vector, len(self.store) if where else k)
         hits = [(int(i), float(s)) for s, i in zip(scores[0], ids[0]) if i >= 0]
-        return [self.passage(i, s) for i, s in self._allowed(hits, where)[:k]]
+        return self._allowed(hits, where)[:k]
 
     def keywords(self, query: str, k: int, where: Where | None = None) -> list[tuple[int, float]]:
         """(chunk id, BM25 score) of the k best keyword matches the filter allows."""

@@ -318,14 +318,14 @@ class MilvusIndex(Index):
             raise KeyError(doc_id)
         return "".join(r["text"] for r in sorted(rows, key=lambda r: r["part"]))
 
-    def search(self, vector: np.ndarray, k: int, where: Where | None = None) -> list[Passage]:
+    def nearest(self, vector: np.ndarray, k: int, where: Where | None = None) -> list[tuple[int, float]]:
         hits = self.store.search_rows(np.atleast_2d(vector)[:1], k, where)[0]
-        return [self._passage(cid, score, row) for cid, score, row in hits]
+        self._remember(hits)
+        return [(cid, score) for cid, score, _ in hits]
 
     def keywords(self, query: str, k: int, where: Where | None = None) -> list[tuple[int, float]]:
         hits = self.store.keyword_rows(query, k, where)
-        for cid, _, row in hits:
-            self._rows[cid] = row
+        self._remember(hits)
         return [(cid, score) for cid, score, _ in hits if score > 0]
 
     def lexical(self):
@@ -340,14 +340,16 @@ class MilvusIndex(Index):
             if not found:
                 raise KeyError(chunk_id)
             row = found[0]
-        return self._passage(chunk_id, score, row)
+            self._remember([(chunk_id, score, row)])
+        return Passage(chunk_id, row["doc_id"], row["title"], row["path"], row["date"] or None,
+                       row["text"], int(row["start"]), int(row["end"]), score)
 
-    def _passage(self, cid: int, score: float, row: dict[str, Any]) -> Passage:
+    def _remember(self, hits: list[tuple[int, float, dict[str, Any]]]) -> None:
+        """Keep the rows a search returned: the passages made from them need no second trip."""
         if len(self._rows) > 10_000:
             self._rows.clear()
-        self._rows[cid] = row
-        return Passage(cid, row["doc_id"], row["title"], row["path"], row["date"] or None, row["text"],
-                       int(row["start"]), int(row["end"]), score)
+        for cid, _, row in hits:
+            self._rows[cid] = row
 
     # -- writing --------------------------------------------------------------------------
     def put(self, doc: Document, chunks: list[Chunk], vectors: np.ndarray) -> None:

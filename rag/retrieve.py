@@ -75,7 +75,7 @@ class HybridRetriever(Retriever):
         index = self._index()
         n = max(k, self.candidates)
         with self._lock:
-            dense = [(p.chunk_id, p.score) for p in index.search(vector, n, where)]
+            dense = index.nearest(vector, n, where)
             lexical = index.keywords(query, n, where)
             fused = fuse(dense, lexical, self.fusion, self.dense_weight, self.rrf_k)
             return [index.passage(cid, score) for cid, score in fused[:k]]
