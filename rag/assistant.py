@@ -85,7 +85,8 @@ class Assistant:
         from .chunk import Chunker
 
         chunker = Chunker.for_tokenizer(
-            self.embedder.tokenizer, self.settings.chunk_size, self.settings.chunk_overlap
+            self.embedder.tokenizer, self.settings.chunk_size, self.settings.chunk_overlap,
+            self.embedder.max_tokens,
         )
         return Indexer(self.embedder, chunker, self.settings.store, self.max_bytes,
                        store_class(self.settings.store).options(self.settings))

@@ -10,13 +10,27 @@ from .schema import Chunk, Document
 # Paragraphs, then lines, then sentence ends, then clauses, then words.
 SEPARATORS = ["\n\n", "\n", ". ", "? ", "! ", "; ", ": ", ", ", " ", ""]
 
+HEADING_TOKENS = 48
+"""A piece of fewer tokens than this is a heading (a title, a "## Section" line): alone it says
+too little to be found, so it is joined to the piece after it. The splitter leaves one alone
+when the paragraph after it is too long to be merged with it (28% of SciFact's chunks were a
+title alone). 48 covers 99% of SciFact's titles (median 21 tokens, 90th percentile 33, 99th 46;
+32 would leave 12% of them alone) and Markdown or HTML section headings, which are shorter. A
+short paragraph before a long one is joined the same way: alone it would be as thin a chunk. A
+piece under 48 tokens joined to a full one (chunk_size 200) stays within the 254 tokens MiniLM
+reads besides its 2 special tokens, so the window check (`max_tokens`) seldom has to refuse."""
+
 
 class Chunker:
     """LangChain's recursive splitter, measuring length in the embedding model's tokens."""
 
-    def __init__(self, chunk_size: int, chunk_overlap: int, count_tokens: Callable[[str], int]):
+    def __init__(self, chunk_size: int, chunk_overlap: int, count_tokens: Callable[[str], int],
+                 max_tokens: int | None = None, heading_tokens: int = HEADING_TOKENS):
         self.chunk_size = chunk_size
         self.chunk_overlap = chunk_overlap
+        self.max_tokens = chunk_size if max_tokens is None else max_tokens
+        """The longest chunk a joined heading may make: the model's window less its special tokens."""
+        self.heading_tokens = heading_tokens
         self._count = count_tokens
         self._splitter: Any = None  # made on first use: a question never needs it (faster start)
 
@@ -36,30 +50,60 @@ class Chunker:
         return self._splitter
 
     @classmethod
-    def for_tokenizer(cls, tokenizer: Any, chunk_size: int, chunk_overlap: int) -> Chunker:
+    def for_tokenizer(cls, tokenizer: Any, chunk_size: int, chunk_overlap: int,
+                      window: int | None = None) -> Chunker:
+        """`window`: the model's input length in tokens, special tokens included (256 for MiniLM)."""
         def count(text: str) -> int:
             return len(tokenizer(text, add_special_tokens=False)["input_ids"])
 
-        return cls(chunk_size, chunk_overlap, count)
+        specials = len(tokenizer("", add_special_tokens=True)["input_ids"])
+        return cls(chunk_size, chunk_overlap, count, None if window is None else window - specials)
 
     def settings(self) -> dict[str, Any]:
         return {
             "chunk_size_tokens": self.chunk_size,
             "chunk_overlap_tokens": self.chunk_overlap,
             "separators": SEPARATORS,
+            "join_heading_under_tokens": self.heading_tokens,
+            "joined_max_tokens": self.max_tokens,
         }
 
     def run(self, documents: Iterable[Document], first_id: int = 0) -> list[Chunk]:
         chunks: list[Chunk] = []
         next_id = first_id
         for doc in documents:
-            cursor = 0
-            for ordinal, piece in enumerate(self.splitter.split_text(doc.text)):
-                start = _locate(doc.text, piece, cursor)
-                chunks.append(Chunk(next_id, doc.id, piece, start, start + len(piece), ordinal))
+            for ordinal, (start, end) in enumerate(self.spans(doc.text)):
+                chunks.append(Chunk(next_id, doc.id, doc.text[start:end], start, end, ordinal))
                 next_id += 1
-                cursor = start + 1
         return chunks
+
+    def spans(self, text: str) -> list[tuple[int, int]]:
+        """(start, end) of each chunk of `text`: the splitter's pieces, each heading joined to
+        the piece after it (and a run of headings to the piece after them) while the joined
+        span stays within `max_tokens`."""
+        pieces: list[tuple[int, int]] = []
+        cursor = 0
+        for piece in self.splitter.split_text(text):
+            start = _locate(text, piece, cursor)
+            pieces.append((start, start + len(piece)))
+            cursor = start + 1
+        spans: list[tuple[int, int]] = []
+        i = 0
+        while i < len(pieces):
+            start, end = pieces[i]
+            while i + 1 < len(pieces) and self._is_heading(text[start:end]):
+                joined_end = max(end, pieces[i + 1][1])
+                if self._count(text[start:joined_end]) > self.max_tokens:
+                    break
+                i += 1
+                end = joined_end
+            spans.append((start, end))
+            i += 1
+        return spans
+
+    def _is_heading(self, piece: str) -> bool:
+        # every word is at least one token: a piece of as many words is no heading (no counting)
+        return len(piece.split()) < self.heading_tokens and self._count(piece) < self.heading_tokens
 
 
 def _locate(text: str, piece: str, cursor: int) -> int:

@@ -59,7 +59,8 @@ class Settings:
         "auto", "OpenVINO precision: auto (bf16 where the CPU has it), f32, bf16, or int8 (calibrated "
         "on the first chunks indexed)."
     )
-    chunk_size: int = _opt(200, "Chunk length in embedding-model tokens (MiniLM reads at most 256).")
+    chunk_size: int = _opt(200, "Chunk length in embedding-model tokens (MiniLM reads at most 256; "
+                                "a short heading joined to the next chunk may take it up to the window).")
     chunk_overlap: int = _opt(40, "Tokens shared by neighbouring chunks.")
     store: str = _opt("faiss", "Vector store backend: faiss (files in index_dir) or milvus (a server).")
     milvus_uri: str = _opt("", "RAG_STORE=milvus: http://host:19530, or a Milvus Lite folder "
