@@ -69,8 +69,6 @@ class Assistant:
         self._writer = threading.RLock()  # one refresh at a time in this process
         self._data = threading.Lock()  # held while the index changes and while it is searched
         self._checked_at = 0.0
-        self._generator_lock = threading.Lock()
-        self._made_generator: tuple[Any] | None = None
 
     # -- components (loaded on first use) ------------------------------------------------
     @cached_property
@@ -104,26 +102,9 @@ class Assistant:
 
     @cached_property
     def generator(self):
-        with self._generator_lock:  # the loading thread and a question may both get here
-            if self._made_generator is None:
-                from .generate import make_generator
+        from .generate import make_generator
 
-                self._made_generator = (make_generator(self.settings),)
-            return self._made_generator[0]
-
-    def _load_generator_meanwhile(self) -> None:
-        """Start loading the generator on another thread while the question is embedded and
-        searched: on a cold start, importing torch and reading the weights is the longest step,
-        and most of it overlaps with loading the embedding model and the index."""
-        if "generator" in self.__dict__ or self._made_generator is not None \
-                or self._generator_lock.locked():
-            return
-
-        def load() -> None:
-            with contextlib.suppress(Exception):  # asked for again in the foreground, which reports
-                _ = self.generator
-
-        threading.Thread(target=load, name="rag-load-generator", daemon=True).start()
+        return make_generator(self.settings)
 
     @cached_property
     def retriever(self):
@@ -286,7 +267,6 @@ class Assistant:
                ) -> Iterator[str | Answer]:
         """Draft text pieces as they are generated, then the final Answer."""
         question = self._question(question)
-        self._load_generator_meanwhile()
         passages = self.retriever.run(question, k or self.settings.top_k, where)
         yield from self.reader.stream(question, passages)
 

@@ -114,35 +114,3 @@ def test_readme_python_examples_run(settings_factory):
     assert out.returncode == 0, out.stderr
     assert "Olympics" in out.stdout and "The documents don't say." in out.stdout
 
-
-def test_generator_loads_while_the_first_question_is_searched(settings_factory, assistant, monkeypatch):
-    """Cold start: the generator is made once, on its own thread, started before retrieval."""
-    import threading
-
-    from rag import Assistant, generate
-
-    made: list[str] = []
-    real = generate.make_generator
-
-    def counting(settings):
-        made.append(threading.current_thread().name)
-        return real(settings)
-
-    monkeypatch.setattr(generate, "make_generator", counting)
-    own = Assistant(settings_factory("preload"))
-    own.__dict__["embedder"] = assistant.embedder
-    answer = own.ask("Why did Putin travel to Beijing?")
-    assert made == ["rag-load-generator"]
-    assert answer.method == "generated" and not answer.refused and "Olympics" in answer.text
-    own.ask("When did Putin meet Xi Jinping?")
-    assert made == ["rag-load-generator"]  # made once
-
-
-def test_generator_that_cannot_load_is_reported_by_the_question(settings_factory, assistant):
-    """The loading thread swallows the failure; the question that needs the generator reports it."""
-    from rag import Assistant
-
-    own = Assistant(settings_factory("badgen", generator="nonsense"))
-    own.__dict__["embedder"] = assistant.embedder
-    with pytest.raises(ValueError, match="unknown generator 'nonsense'"):
-        own.ask("Why did Putin travel to Beijing?")
