@@ -52,6 +52,45 @@ def cold_start(corpus: Path, index: Path, runs: int) -> list[float]:
     return times
 
 
+STEPS = """
+import json, time
+t0 = time.perf_counter()
+steps = {}
+def lap(name):
+    global t0
+    t = time.perf_counter()
+    steps[name] = t - t0
+    t0 = t
+from rag import Assistant
+lap("python, import rag")
+a = Assistant()
+_ = a.embedder
+lap("embedding model (OpenVINO, cached)")
+_ = a.index_data
+lap("index load and library check")
+a.retriever.run("Why did Putin travel to Beijing?", 4)
+lap("first retrieval")
+import torch, transformers
+lap("import torch, transformers")
+_ = a.generator
+lap("generator (tokenizer, weights)")
+a.ask("Why did Putin travel to Beijing?")
+lap("the answer (reading, generating)")
+print(json.dumps(steps))
+"""
+
+
+def cold_steps(corpus: Path, index: Path, runs: int) -> dict[str, float]:
+    """Where a cold start's time goes: each step's median over fresh processes."""
+    env = dict(os.environ, RAG_CORPUS_DIR=str(corpus), RAG_INDEX_DIR=str(index))
+    runs_out = []
+    for _ in range(runs):
+        out = subprocess.run([sys.executable, "-c", STEPS], capture_output=True, text=True, env=env,
+                             cwd=ROOT, check=True)
+        runs_out.append(json.loads(out.stdout.strip().splitlines()[-1]))
+    return {k: statistics.median(r[k] for r in runs_out) for k in runs_out[0]}
+
+
 def answer_latency(assistant, questions: list[dict], rounds: int) -> tuple[list[float], int, int]:
     times, right, refused_ok = [], 0, 0
     assistant.ask(questions[0]["q"])  # warm-up: models loaded, index read
@@ -162,6 +201,7 @@ def main() -> None:
     questions = json.loads(args.questions.read_text())["questions"]
 
     cold = cold_start(corpus, work / "index", args.cold_runs)
+    steps = cold_steps(corpus, work / "index", args.cold_runs)
     lat, right, refused = answer_latency(assistant, questions, args.rounds)
     n_ans = sum(1 for q in questions if q["expect"])
     rows = [
@@ -169,6 +209,11 @@ def main() -> None:
             "`rag ask` cold start (new process, index built, models cached)",
             f"median {statistics.median(cold):.2f} s over {len(cold)} runs",
             "≤ 5 s",
+        ),
+        (
+            "cold start by step (medians, same runs count)",
+            "; ".join(f"{k} {v:.2f} s" for k, v in steps.items()),
+            "",
         ),
         (
             f"answer latency, {len(questions)} seed questions × {args.rounds}",
