@@ -48,6 +48,10 @@ def block_telemetry() -> None:
     sys.modules["openvino_telemetry.backend"] = None  # type: ignore[assignment]
 
 
+PAD_TO = 16
+"""Inputs are padded to a multiple of this many tokens (see the tokenizer set-up below)."""
+
+
 class Unsupported(Exception):
     """The model cannot be run by this backend (the caller falls back to torch)."""
 
@@ -150,7 +154,10 @@ class OpenVinoEncoder:
 
         self._tok = Tokenizer.from_file(str(location / "tokenizer.json"))
         self._tok.enable_truncation(max_length=self.max_tokens)
-        self._tok.enable_padding(pad_id=self._tok.token_to_id("[PAD]") or 0)
+        # Padded to a multiple of 16 tokens: OpenVINO prepares kernels per input shape, and
+        # fewer shapes pay (benchmarks/ingest.py: 152 -> 166 chunks/s); masked, the vectors
+        # do not change.
+        self._tok.enable_padding(pad_id=self._tok.token_to_id("[PAD]") or 0, pad_to_multiple_of=PAD_TO)
         self.tokenizer = TokenCounter(location / "tokenizer.json")
         self._needs_calibration = False
         self._lock = threading.Lock()  # one inference request, shared by threads
