@@ -93,6 +93,7 @@ class ChunkTable(Mapping[int, Chunk]):
         self._removed_per_doc: Counter[str] = Counter()
         self._added_per_doc: Counter[str] = Counter()
         self._doc_rows: dict[str, int] | None = None
+        self._docs: np.ndarray | None = None
 
     @classmethod
     def load(cls, folder: Path, doc_ids: list[str]) -> ChunkTable:
@@ -161,7 +162,7 @@ class ChunkTable(Mapping[int, Chunk]):
             if self._added_per_doc[doc_id] else []
         row = self._doc_row(doc_id)
         if row >= 0:
-            base = self._ids[self._rows["doc"] == row]
+            base = self._ids[self._doc_column() == row]
             ids = [int(i) for i in base if int(i) not in self._removed] + ids
         return ids
 
@@ -171,9 +172,15 @@ class ChunkTable(Mapping[int, Chunk]):
         row = self._doc_row(doc_id)
         if row >= 0:
             if self._base_counts is None:
-                self._base_counts = np.bincount(self._rows["doc"], minlength=len(self._doc_ids))
+                self._base_counts = np.bincount(self._doc_column(), minlength=len(self._doc_ids))
             base = int(self._base_counts[row])
         return base - self._removed_per_doc[doc_id] + self._added_per_doc[doc_id]
+
+    def _doc_column(self) -> np.ndarray:
+        """The loaded rows' document numbers, in memory once asked for (a delete scans them)."""
+        if self._docs is None:
+            self._docs = np.ascontiguousarray(self._rows["doc"])
+        return self._docs
 
     def _doc_row(self, doc_id: str) -> int:
         if self._doc_rows is None:
