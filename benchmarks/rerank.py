@@ -60,7 +60,7 @@ def main() -> int:
     lines += [
         "",
         f"Median time per query: first stage {1000 * np.median(first_seconds):.0f} ms, reranking "
-        f"{1000 * np.median(rerank_seconds):.0f} ms (shared 2-core machine).",
+        f"{1000 * np.median(rerank_seconds):.0f} ms (2-core machine).",
     ]
     command = f"python benchmarks/rerank.py {args.beir_dir} --candidates {args.candidates}"
     return evalkit.finish(lines, command, "rerank", args.write)
