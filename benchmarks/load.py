@@ -181,10 +181,11 @@ def report(figures: dict, command: str) -> str:
         "",
         "The server answers one question at a time (two cores; a second generation in parallel "
         "only slows both), so with N clients waiting, a question waits for about N - 1 answers: "
-        "p50 and p95 are mostly queueing. The machine was shared with other work while measuring "
-        "(load average above 10 on 2 cores): the figures are noisy.",
+        "p50 and p95 are mostly queueing.",
         "",
-        f"Measured {time.strftime('%Y-%m-%d')} with `{command}`.",
+        f"Measured {time.strftime('%Y-%m-%d')} with `{command}`. "
+        + "Load average at the end of the run: {:.1f} (1 min), {:.1f} (5 min) on {} cores.".format(
+            *os.getloadavg()[:2], os.cpu_count()),
     ]
     return "\n".join(lines)
 

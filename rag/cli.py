@@ -40,7 +40,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--corpus", metavar="DIR", help="document library (RAG_CORPUS_DIR)")
     parser.add_argument("--index", metavar="DIR", help="index folder (RAG_INDEX_DIR)")
-    parser.add_argument("--generator", help="smollm2, extractive or hf:MODEL (RAG_GENERATOR)")
+    parser.add_argument("--generator",
+                        help="smollm2, llamacpp:smollm2, extractive, hf:MODEL, openai:MODEL or "
+                             "ollama:MODEL (RAG_GENERATOR)")
     parser.add_argument("-v", "--verbose", action="store_true", help="more log output")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 

@@ -249,6 +249,11 @@ def make_generator(settings: Settings) -> Generator | None:
     kind, _, name = choice.partition(":")
     if kind == "hf" and name:
         return TransformersGenerator(name, name, settings.threads, settings.generator_dtype)
+    if kind == "llamacpp" and name:
+        from .llamacpp import LlamaCppGenerator
+
+        gguf = smollm2_gguf() if name == "smollm2" else Path(name).expanduser()
+        return LlamaCppGenerator(gguf, f"{gguf.stem} (llama.cpp)", settings.threads)
     if kind == "openai" and name:
         from .chat import OpenAIGenerator
 
@@ -264,5 +269,6 @@ def make_generator(settings: Settings) -> Generator | None:
         )
     raise ValueError(
         f"unknown generator {choice!r}: use smollm2, extractive, hf:<model name or path>, "
-        "openai:<model> (with RAG_OPENAI_BASE_URL) or ollama:<model>"
+        "llamacpp:smollm2 or llamacpp:<file.gguf>, openai:<model> (with RAG_OPENAI_BASE_URL) "
+        "or ollama:<model>"
     )

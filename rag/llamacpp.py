@@ -1,0 +1,89 @@
+"""A GGUF model run in process by llama.cpp (`llama-cpp-python`): `RAG_GENERATOR=llamacpp:smollm2`
+(the packaged SmolLM2 GGUF) or `llamacpp:/path/to/model.gguf`.
+
+Why: the default generator runs the same SmolLM2 through torch and transformers, whose imports
+and loading take about 3.8 s of a cold start; llama.cpp imports in 0.2 s and reads the GGUF
+as it is. llama-cpp-python compiles at install (see the README), so it stays an option.
+
+The prompt is ChatML (SmolLM2's template, with its default system turn when none is given),
+built token by token: the turn markers are parsed as special tokens, message contents never
+are, so a document or question that contains "<|im_start|>" reaches the model as text.
+"""
+
+from __future__ import annotations
+
+import codecs
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+from .generate import Generator, GeneratorError, Messages, sentence_complete
+
+DEFAULT_SYSTEM = "You are a helpful AI assistant named SmolLM, trained by Hugging Face"
+"""SmolLM2-Instruct's chat template adds this system turn when the messages have none."""
+
+
+class LlamaCppGenerator(Generator):
+    """Greedy decoding, like the transformers generator: answers must be repeatable."""
+
+    def __init__(self, gguf: Path, name: str, threads: int, context: int = 4096):
+        try:
+            from llama_cpp import Llama
+        except ImportError as exc:
+            raise GeneratorError(
+                "the llamacpp generator needs llama-cpp-python: see the README, Other generators"
+            ) from exc
+        if not gguf.is_file():
+            raise GeneratorError(f"no GGUF model at {gguf}")
+        self.name = name
+        self.llm = Llama(model_path=str(gguf), n_ctx=context, n_threads=threads,
+                         n_threads_batch=threads, n_gpu_layers=0, verbose=False)
+        self._start = self._special("<|im_start|>")
+        self._end = self._special("<|im_end|>")
+        self._newline = self.llm.tokenize(b"\n", add_bos=False, special=False)
+        self._lock = threading.Lock()  # one generation at a time: the model holds one context
+
+    def _special(self, marker: str) -> int:
+        ids = self.llm.tokenize(marker.encode(), add_bos=False, special=True)
+        if len(ids) != 1:
+            raise GeneratorError(f"{self.name} has no {marker} token: not a ChatML model")
+        return ids[0]
+
+    def prompt(self, messages: Messages) -> list[int]:
+        """The ChatML prompt as token ids; contents are tokenized as plain text."""
+        if not messages or messages[0]["role"] != "system":
+            messages = [{"role": "system", "content": DEFAULT_SYSTEM}, *messages]
+        ids: list[int] = []
+        for m in messages + [{"role": "assistant", "content": None}]:
+            ids += [self._start] + self.llm.tokenize(f"{m['role']}\n".encode(), add_bos=False,
+                                                     special=False)
+            if m["content"] is not None:
+                ids += self.llm.tokenize(m["content"].encode(), add_bos=False, special=False)
+                ids += [self._end] + self._newline
+        return ids
+
+    def stream(self, messages: Messages, max_new_tokens: int, one_sentence: bool = False) -> Iterator[str]:
+        ids = self.prompt(messages)
+        if len(ids) + max_new_tokens > self.llm.n_ctx():
+            raise GeneratorError(f"{self.name}: the prompt ({len(ids)} tokens) does not fit its "
+                                 f"{self.llm.n_ctx()}-token context")
+        with self._lock:
+            decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
+            text = ""
+            produced = 0
+            for token in self.llm.generate(ids, top_k=1, top_p=1.0, min_p=0.0, temp=0.0,
+                                           repeat_penalty=1.0, reset=True):
+                if token in (self._end, self.llm.token_eos()):
+                    break
+                piece = decoder.decode(self.llm.detokenize([token], special=False))
+                if "\n" in piece:  # one line, like the transformers generator's stop string
+                    head = piece.split("\n", 1)[0]
+                    if head:
+                        yield head
+                    break
+                if piece:
+                    text += piece
+                    yield piece
+                produced += 1
+                if produced >= max_new_tokens or (one_sentence and sentence_complete(text)):
+                    break
