@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import mmap
 from collections import Counter
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import BinaryIO
 
@@ -231,11 +231,3 @@ class ChunkTable(Mapping[int, Chunk]):
         with open(folder / ROWS, "wb") as fh:
             np.save(fh, out, allow_pickle=False)
         return [ROWS, CHUNK_TEXTS]
-
-
-def write_texts(path: Path, texts: Iterable[str]) -> list[tuple[int, int]]:
-    """Write texts back to back; returns (offset, length in bytes) of each."""
-    with open(path, "wb") as fh:
-        blob = BlobWriter(fh)
-        return [blob.write(t) for t in texts]
-

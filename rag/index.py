@@ -169,7 +169,7 @@ class Index:
         if where is None:
             return hits
         docs, doc_of = self.documents, self.chunks.doc_of
-        return [(i, s) for i, s in hits if where.matches(doc_of(i), docs[doc_of(i)].date)]
+        return [(i, s) for i, s in hits if where.matches(d := doc_of(i), docs[d].date)]
 
     def passage(self, chunk_id: int, score: float) -> Passage:
         c = self.chunks[chunk_id]
