@@ -35,10 +35,15 @@ def pct(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
 
 
-def cold_start(corpus: Path, index: Path, runs: int, generator: str | None = None) -> list[float]:
+def _env(corpus: Path, index: Path, generator: str | None = None) -> dict[str, str]:
     env = dict(os.environ, RAG_CORPUS_DIR=str(corpus), RAG_INDEX_DIR=str(index))
     if generator:
         env["RAG_GENERATOR"] = generator
+    return env
+
+
+def cold_start(corpus: Path, index: Path, runs: int, generator: str | None = None) -> list[float]:
+    env = _env(corpus, index, generator)
     times = []
     for _ in range(runs):
         t = time.perf_counter()
@@ -85,7 +90,7 @@ print(json.dumps(steps))
 
 def cold_steps(corpus: Path, index: Path, runs: int) -> dict[str, float]:
     """Where a cold start's time goes: each step's median over fresh processes."""
-    env = dict(os.environ, RAG_CORPUS_DIR=str(corpus), RAG_INDEX_DIR=str(index))
+    env = _env(corpus, index)
     runs_out = []
     for _ in range(runs):
         out = subprocess.run([sys.executable, "-c", STEPS], capture_output=True, text=True, env=env,

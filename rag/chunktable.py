@@ -64,9 +64,7 @@ class BlobWriter:
 
     def write(self, text: str) -> tuple[int, int]:
         data = text.encode("utf-8")
-        self.out.write(data)
-        at, self.size = self.size, self.size + len(data)
-        return at, len(data)
+        return self.write_bytes(data), len(data)
 
     def write_bytes(self, data: bytes) -> int:
         self.out.write(data)
@@ -101,18 +99,17 @@ class ChunkTable(Mapping[int, Chunk]):
         rows = np.load(folder / ROWS, mmap_mode="r", allow_pickle=False)
         if rows.dtype != ROW or rows.ndim != 1:
             raise ValueError(f"{ROWS} has rows of {rows.dtype}, not {ROW}")
-        texts = Blob(folder / CHUNK_TEXTS)
-        if len(rows):
-            ids = rows["id"]
+        table = cls(rows, Blob(folder / CHUNK_TEXTS), doc_ids)
+        if len(rows):  # checked on the columns the table keeps in memory anyway
+            ids, docs = table._ids, table._doc_column()
             if np.any(ids[1:] <= ids[:-1]):
                 raise ValueError(f"{ROWS} is not sorted by chunk id")
-            docs = rows["doc"]
             if docs.min() < 0 or docs.max() >= len(doc_ids):
                 raise ValueError(f"{ROWS} points at documents that are not listed")
             if rows["at"].min() < 0 or rows["size"].min() < 0 or \
-                    int((rows["at"] + rows["size"]).max()) > len(texts):
+                    int((rows["at"] + rows["size"]).max()) > len(table._texts):
                 raise ValueError(f"{ROWS} points beyond the end of {CHUNK_TEXTS}")
-        return cls(rows, texts, doc_ids)
+        return table
 
     # -- reading ----------------------------------------------------------------------------
     def _row(self, chunk_id: int) -> int:
@@ -177,7 +174,8 @@ class ChunkTable(Mapping[int, Chunk]):
         return base - self._removed_per_doc[doc_id] + self._added_per_doc[doc_id]
 
     def _doc_column(self) -> np.ndarray:
-        """The loaded rows' document numbers, in memory once asked for (a delete scans them)."""
+        """The loaded rows' document numbers, in memory once asked for (load checks them, a
+        delete scans them)."""
         if self._docs is None:
             self._docs = np.ascontiguousarray(self._rows["doc"])
         return self._docs
