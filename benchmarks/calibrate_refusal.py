@@ -20,9 +20,9 @@ from pathlib import Path
 import evalkit
 import numpy as np
 
+from rag.answer.reader import missing_names
 from rag.config import Settings
 from rag.evaluate import _new_assistant, load_squad
-from rag.reader import missing_names
 from rag.schema import Passage
 
 

@@ -152,7 +152,8 @@ def decode_speed(settings, runs: int = 5) -> dict[str, float]:
     """Milliseconds per generated token for the packaged SmolLM2 in float32 and bfloat16."""
     import torch
 
-    from rag.generate import TransformersGenerator, cpu_has_bf16, dequantized_checkpoint, smollm2_gguf
+    from rag.generate import smollm2_gguf
+    from rag.generate.hf import TransformersGenerator, cpu_has_bf16, dequantized_checkpoint
 
     location = dequantized_checkpoint(smollm2_gguf(), settings.cache_dir)
     messages = [

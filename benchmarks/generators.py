@@ -40,7 +40,8 @@ def transformers_backend(dtype: str, threads: int, runs: int) -> tuple[float, fl
     import torch
 
     from rag.config import Settings
-    from rag.generate import TransformersGenerator, dequantized_checkpoint, smollm2_gguf
+    from rag.generate import smollm2_gguf
+    from rag.generate.hf import TransformersGenerator, dequantized_checkpoint
 
     location = dequantized_checkpoint(smollm2_gguf(), Settings.from_env().cache_dir)
     gen = TransformersGenerator(location, "SmolLM2", threads, dtype)

@@ -56,7 +56,7 @@ def synthesise(n: int, base: np.ndarray, seed: int = 0):
 
 def build_store(n: int, base: np.ndarray, queries: np.ndarray, out: Path, exact_limit: int | None):
     """Build and save the store; returns (build seconds, exact top-10 ids per query)."""
-    from rag.store import FaissStore
+    from rag.store.faiss import FaissStore
 
     store = FaissStore(base.shape[1])
     if exact_limit is not None:
@@ -86,7 +86,7 @@ import json, sys, time
 import numpy as np
 sys.path.insert(0, {root!r})
 from rag.embed import set_threads
-from rag.store import FaissStore
+from rag.store.faiss import FaissStore
 set_threads({threads})
 
 def rss():

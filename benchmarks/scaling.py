@@ -49,7 +49,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from benchmarks.core import pct  # noqa: E402
-from rag.milvus import MilvusStore, lite_server  # noqa: E402
+from rag.store.milvus import MilvusStore, lite_server  # noqa: E402
 
 
 def read_jsonl(path: Path) -> list[dict]:
@@ -132,8 +132,8 @@ def timed(fn, queries: list, repeats: int) -> list[float]:
 def search(args: argparse.Namespace, uri: str) -> dict:
     import faiss
 
-    from rag.lexical import Bm25
-    from rag.store import FaissStore
+    from rag.store.faiss import FaissStore
+    from rag.store.lexical import Bm25
 
     faiss.omp_set_num_threads(1)
     rng = np.random.default_rng(0)

@@ -60,7 +60,7 @@ def main() -> None:
         rows.append(f"| {backend} | {shown} | {policy or 'default (spin)'} | {perfkit.ms(times)} |")
         print(rows[-1], flush=True)
     body = "\n".join(rows + ["", "OpenVINO answers questions on a one-thread request whatever `threads` says "
-                             "(rag/embed_openvino.py); its thread pool is TBB, not OpenMP.", "",
+                             "(rag/embed/openvino.py); its thread pool is TBB, not OpenMP.", "",
                              f"Command: `{perfkit.command()}`. {perfkit.load_note()}"])
     print(body)
     if args.write:

@@ -20,10 +20,10 @@ from .config import Settings
 from .filters import Where
 from .index import Index, IndexCorrupt, IndexMissing, write_lock
 from .indexing import Indexer, Progress
-from .ingest import SUPPORTED_SUFFIXES, LoadError, load_file
-from .resume import EmbeddingCheckpoint
+from .ingest import LOADERS, LoadError, load_file
+from .ingest.resume import EmbeddingCheckpoint
+from .ingest.shard import Shard
 from .schema import Answer, IndexReport, Passage, SkippedFile
-from .shard import Shard
 from .store import store_class
 
 log = logging.getLogger(__name__)
@@ -82,7 +82,7 @@ class Assistant:
 
     @cached_property
     def indexer(self) -> Indexer:
-        from .chunk import Chunker
+        from .ingest.chunk import Chunker
 
         chunker = Chunker.for_tokenizer(
             self.embedder.tokenizer, self.settings.chunk_size, self.settings.chunk_overlap,
@@ -108,21 +108,13 @@ class Assistant:
 
     @cached_property
     def retriever(self):
-        from .retrieve import DenseRetriever, HybridRetriever, SentenceReranker
+        from .retrieve import make_retriever
 
-        first: DenseRetriever | HybridRetriever
-        if self.settings.hybrid:
-            first = HybridRetriever(self.embedder, lambda: self.index_data, self._data,
-                                    self.settings.fusion, self.settings.dense_weight)
-        else:
-            first = DenseRetriever(self.embedder, lambda: self.index_data, self._data)
-        if self.settings.rerank:
-            return SentenceReranker(first, self.embedder, self.settings.rerank)
-        return first
+        return make_retriever(self.settings, self.embedder, lambda: self.index_data, self._data)
 
     @cached_property
     def reader(self):
-        from .reader import GroundedReader
+        from .answer import GroundedReader
 
         return GroundedReader(
             self.embedder,
@@ -272,7 +264,7 @@ class Assistant:
 
     def as_retriever(self, k: int | None = None):
         """This assistant's retrieval as a LangChain `BaseRetriever`."""
-        from .lc import AssistantRetriever
+        from .retrieve.langchain import AssistantRetriever
 
         return AssistantRetriever(assistant=self, k=k or self.settings.top_k)
 
@@ -296,7 +288,7 @@ def _expand(paths: Iterable[str | Path]) -> Iterator[Path]:
         path = Path(raw)
         if path.is_dir():
             yield from sorted(
-                p for p in path.rglob("*") if p.is_file() and p.suffix.lower() in SUPPORTED_SUFFIXES
+                p for p in path.rglob("*") if p.is_file() and p.suffix.lower() in LOADERS
             )
         else:
             yield path

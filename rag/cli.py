@@ -239,7 +239,7 @@ def _index(assistant, args: argparse.Namespace) -> int:
 def _shard(assistant, args: argparse.Namespace):
     if not args.shard:
         return None
-    from .shard import Shard
+    from .ingest.shard import Shard
 
     shard = Shard.parse(args.shard)
     if args.paths:

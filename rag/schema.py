@@ -1,4 +1,5 @@
-"""The plain data passed between the pipeline's components."""
+"""The plain data passed between the pipeline's steps, in the order it flows:
+Document -> Chunk -> Passage -> Evidence -> Answer."""
 
 from __future__ import annotations
 
@@ -62,6 +63,22 @@ class Passage:
 
 
 @dataclass
+class Evidence:
+    """A sentence of a retrieved passage, scored against the question: what an answer rests on."""
+
+    source: int
+    """1-based position of the passage in the answer's sources: the citation number."""
+    text: str
+    start: int
+    """Offsets of the sentence inside its passage's text (both 0 for a date line)."""
+    end: int
+    score: float = 0.0
+    date: str | None = None
+    """Set on the stand-in sentence that carries a document's date, so "when" questions and
+    "what date" questions find it like any other sentence."""
+
+
+@dataclass
 class Answer:
     question: str
     text: str
@@ -103,7 +120,7 @@ class IndexReport:
     skipped: list[SkippedFile] = field(default_factory=list)
     chunks_embedded: int = 0
     chunks_resumed: int = 0
-    """Chunks whose vectors an interrupted run had already made (rag/resume.py)."""
+    """Chunks whose vectors an interrupted run had already made (rag/ingest/resume.py)."""
     rebuilt_because: str | None = None
 
     @property

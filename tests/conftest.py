@@ -73,7 +73,7 @@ def fresh(settings_factory, assistant):
 @pytest.fixture(scope="session")
 def milvus_uri(tmp_path_factory):
     """A real Milvus Lite server (`milvus-lite server`) on a free loopback port for the session."""
-    from rag.milvus import lite_server
+    from rag.store.milvus import lite_server
 
     with lite_server(tmp_path_factory.mktemp("milvus") / "data") as uri:
         yield uri

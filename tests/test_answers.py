@@ -9,8 +9,8 @@ import re
 import pytest
 
 from rag import Answer, Assistant
+from rag.answer.reader import REFUSAL
 from rag.assistant import QuestionError
-from rag.reader import REFUSAL
 from tests.conftest import ROOT
 
 QUESTIONS = json.loads((ROOT / "benchmarks" / "seed_questions.json").read_text())["questions"]

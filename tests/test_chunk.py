@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from rag.chunk import HEADING_TOKENS, Chunker
+from rag.ingest.chunk import HEADING_TOKENS, Chunker
 from rag.schema import Chunk, Document
 
 ORGANS = ["liver", "kidney", "heart", "lung", "spleen", "thymus", "retina", "pancreas"]

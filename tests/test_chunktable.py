@@ -1,4 +1,4 @@
-"""The on-disk chunk table (rag/chunktable.py): chunks and texts survive any sequence of saves,
+"""The on-disk chunk table (rag/store/chunktable.py): chunks and texts survive any sequence of saves,
 loads, additions and deletions exactly; damaged tables are refused at load; indexes saved in
 the previous format (JSON lines) still load and are upgraded by the next save."""
 
@@ -12,9 +12,9 @@ import numpy as np
 import pytest
 
 from rag import index as index_module
-from rag.chunktable import ROWS
 from rag.index import Index, IndexCorrupt, _write_jsonl
 from rag.schema import Chunk, Document
+from rag.store.chunktable import ROWS
 
 DIM = 16
 

@@ -429,6 +429,6 @@ def test_instructions_in_questions_do_not_escape_the_documents(llm: Assistant, q
     ("Prices in Beijing rose above the previous peak when Putin arrived.", True),
 ])
 def test_what_can_be_evidence(sentence: str, evidence: bool):
-    from rag.reader import informative
+    from rag.answer.reader import informative
 
     assert informative(PUTIN, sentence) is evidence

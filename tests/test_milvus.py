@@ -155,7 +155,7 @@ def test_two_servers_see_each_others_uploads(milvus_uri, tmp_path: Path):
     """Two `rag serve` processes on different ports, stateless over one Milvus collection."""
     from gradio_client import Client, handle_file
 
-    from rag.milvus import _free_port
+    from rag.store.milvus import _free_port
 
     collection = _collection()
     servers = []

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from rag.span import kind_of, short_answer
+from rag.answer.span import kind_of, short_answer
 
 PUTIN = "On Friday, Putin arrived in Beijing to attend the opening ceremony of the 2022 Winter Olympics."
 
@@ -47,7 +47,7 @@ def test_nothing_of_the_asked_kind_gives_none():
 
 
 def test_the_reader_headlines_typed_answers_only(assistant):
-    from rag.reader import GroundedReader
+    from rag.answer.reader import GroundedReader
 
     assert GroundedReader.short("Which city did Putin arrive in?", f"{PUTIN} [1]") == ""  # "other"
     answer = assistant.ask("Who did Putin meet in Beijing?")

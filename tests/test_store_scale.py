@@ -12,7 +12,7 @@ import pytest
 from rag import index as index_module
 from rag.index import Index, IndexCorrupt
 from rag.schema import Chunk, Document
-from rag.store import FaissStore
+from rag.store.faiss import FaissStore
 
 
 def _vectors(n: int, d: int = 32, seed: int = 0) -> np.ndarray:

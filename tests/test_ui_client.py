@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from rag.conversation import QuestionRewriter, Turn, names, needs_context
+from rag.answer.conversation import QuestionRewriter, Turn, names, needs_context
 
 PUTIN = "Why did Putin travel to Beijing?"
 

@@ -1,52 +1,17 @@
-"""Vector stores: a tiny base class and one backend per family, chosen by configuration."""
+"""FAISS files in the index folder: the default vector store (`RAG_STORE=faiss`)."""
 
 from __future__ import annotations
 
-import importlib
-from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import BinaryIO
 
 import numpy as np
 
-
-class VectorStore(ABC):
-    """Maps int64 chunk ids to unit vectors and finds the nearest by inner product."""
-
-    kind: str = ""
-    shared: bool = False
-    """True for a store outside the index folder (a server), shared by several processes."""
-
-    def __init__(self, dimension: int):
-        self.dimension = dimension
-
-    @abstractmethod
-    def add(self, ids: np.ndarray, vectors: np.ndarray) -> None: ...
-
-    @abstractmethod
-    def remove(self, ids: Sequence[int]) -> int: ...
-
-    @abstractmethod
-    def search(self, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
-        """(scores, ids), each of shape (len(queries), k); missing hits have id -1."""
-
-    @abstractmethod
-    def __len__(self) -> int: ...
-
-    @abstractmethod
-    def save(self, path: Path) -> None: ...
-
-    @classmethod
-    @abstractmethod
-    def load(cls, path: Path, dimension: int) -> VectorStore: ...
-
-    @classmethod
-    def options(cls, settings: Any) -> dict[str, Any]:
-        """Constructor arguments this backend takes from the settings (a server's URI, say)."""
-        return {}
+from .base import STORES, VectorStore
 
 
+@STORES.register("faiss")
 class FaissStore(VectorStore):
     """Exact inner-product search (IndexFlatIP under an id map, so documents can be removed) up
     to `exact_limit` vectors; above it an inverted file with 8-bit scalar quantization
@@ -177,22 +142,3 @@ def _to_ivf(flat_map: object, dimension: int) -> object:
     ivf.train(np.ascontiguousarray(vectors[np.sort(sample)]))
     ivf.add_with_ids(vectors, ids)
     return ivf
-
-
-STORES: dict[str, type[VectorStore]] = {"faiss": FaissStore}
-PLUGINS = {"milvus": "rag.milvus"}
-"""Backends in their own modules (heavy clients), imported when first chosen; they register
-themselves in STORES."""
-
-
-def store_kinds() -> list[str]:
-    return sorted(set(STORES) | set(PLUGINS))
-
-
-def store_class(kind: str) -> type[VectorStore]:
-    if kind not in STORES and kind in PLUGINS:
-        importlib.import_module(PLUGINS[kind])
-    try:
-        return STORES[kind]
-    except KeyError:
-        raise ValueError(f"unknown store {kind!r}; choose one of {', '.join(store_kinds())}") from None

@@ -32,12 +32,12 @@ from typing import Any
 
 import numpy as np
 
-from .filters import Where
-from .index import Index
+from ..filters import Where
+from ..index import Index
+from ..schema import Chunk, Document, Passage
+from .base import STORES, VectorStore
 from .lexical import SETTINGS as BM25_SETTINGS
 from .lexical import tokenize
-from .schema import Chunk, Document, Passage
-from .store import STORES, VectorStore
 
 log = logging.getLogger(__name__)
 
@@ -401,7 +401,7 @@ def _batches(rows: list[Any], size: int) -> Iterable[list[Any]]:
 
 
 MilvusStore.index_class = MilvusIndex
-STORES["milvus"] = MilvusStore
+STORES.register("milvus")(MilvusStore)
 
 
 @contextlib.contextmanager

@@ -22,7 +22,7 @@ from typing import BinaryIO
 
 import numpy as np
 
-from .schema import Chunk
+from ..schema import Chunk
 
 ROWS = "chunks.npy"
 CHUNK_TEXTS = "chunk_texts.bin"

@@ -14,6 +14,7 @@ makes that import fail before `openvino` is first imported. Nothing is written t
 from __future__ import annotations
 
 import hashlib
+import importlib.util
 import json
 import logging
 import os
@@ -26,6 +27,8 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from .base import ENCODERS, Encoder, Unsupported
 
 log = logging.getLogger(__name__)
 
@@ -50,10 +53,6 @@ def block_telemetry() -> None:
 
 PAD_TO = 16
 """Inputs are padded to a multiple of this many tokens (see the tokenizer set-up below)."""
-
-
-class Unsupported(Exception):
-    """The model cannot be run by this backend (the caller falls back to torch)."""
 
 
 class TokenCounter:
@@ -136,11 +135,10 @@ def export(location: Path, pooling: str) -> Any:
 class OpenVinoEncoder:
     """Tokenize with `tokenizers`, run the cached OpenVINO model; rows are unit vectors."""
 
-    name = "openvino"
-
     def __init__(self, location: Path, cache_dir: Path, precision: str = "auto", threads: int = 1):
         if precision not in PRECISIONS:
             raise ValueError(f"precision is one of {', '.join(PRECISIONS)}, not {precision!r}")
+        self.label = f"openvino ({precision})"
         block_telemetry()
         if not (location / "tokenizer.json").is_file() or not (location / "modules.json").is_file():
             raise Unsupported(f"{location} is not a local sentence-transformers folder with tokenizer.json")
@@ -253,3 +251,15 @@ class OpenVinoEncoder:
                 self._query = self._compile(*self._path, threads=1).create_infer_request()
             out = self._query.infer(inputs)[0]
         return np.asarray(out, dtype=np.float32)[0]
+
+
+@ENCODERS.register("openvino")
+def _openvino(model: str, location: str, *, cache_dir: Path, precision: str = "auto", threads: int = 1,
+              device: str = "cpu", **options: Any) -> Encoder:
+    if device != "cpu":
+        raise Unsupported(f"OpenVINO runs the model on the CPU here, not on {device}")
+    if importlib.util.find_spec("openvino") is None:
+        raise Unsupported("the openvino package is not installed")
+    if not Path(location).is_dir():
+        raise Unsupported(f"{location} is not a local model folder")
+    return OpenVinoEncoder(Path(location), cache_dir, precision, threads)

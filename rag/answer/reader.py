@@ -13,19 +13,18 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator
-from dataclasses import dataclass, replace
+from dataclasses import replace
 
 import numpy as np
 
-from .embed import Embedder
-from .generate import Generator
-from .schema import Answer, Passage
+from ..embed import Embedder
+from ..generate import Generator
+from ..schema import Answer, Evidence, Passage
+from ..text import CONNECTORS, QUESTION_WORDS, STOP_WORDS, names, split_sentences, stem, words
 from .span import kind_of, short_answer
 
 REFUSAL = "The documents don't say."
 
-_SENTENCE_END = re.compile(r"(?<=[.!?])[\"'”’)\]]*\s+(?=[\"'“‘(\[]?[A-Z0-9])|\n\s*\n|\n(?=\s*[-*•#])")
-_WORD = re.compile(r"[a-z0-9]+(?:-[a-z0-9]+)*")
 _CITATION = re.compile(r"\s*\[(\d+)\]")
 _PREAMBLE = re.compile(r"^(?:the answer is|answer|according to \[\d+\])\s*[:,]?\s*(?:\[\d+\]\s*[:,]?\s*)*",
                        re.IGNORECASE)
@@ -39,100 +38,32 @@ _INSTRUCTION = re.compile(
     re.IGNORECASE,
 )
 """Sentences that address the assistant ("ignore previous instructions", chat-template tokens)."""
-_STOP = frozenset(
-    """a an the of to in on at for by with from and or but is are was were be been being has have
-    had do does did this that these those it its their them they he she his her as into about
-    over under than then so such which who whom what when where why how will would can could
-    should both each other there here not no also very up down out one two said says answer
-    answers""".split()
-)
-_QUESTION_WORDS = frozenset(
-    "what who whom whose which when where why how is are was were do does did can could should "
-    "would will has have had in on at of for according tell list name give".split()
-)
-
-
-@dataclass
-class Evidence:
-    source: int
-    """1-based position of the passage in the answer's sources: the citation number."""
-    text: str
-    start: int
-    """Offsets of the sentence inside its passage's text (both 0 for a date line)."""
-    end: int
-    score: float = 0.0
-    date: str | None = None
-    """Set on the stand-in sentence that carries a document's date, so "when" questions and
-    "what date" questions find it like any other sentence."""
-
-
-def split_sentences(text: str) -> list[tuple[int, int]]:
-    """Sentence spans (start, end) in `text`; good enough for news and reports."""
-    spans: list[tuple[int, int]] = []
-    pos = 0
-    for match in _SENTENCE_END.finditer(text):
-        _add_span(text, pos, match.start(), spans)
-        pos = match.end()
-    _add_span(text, pos, len(text), spans)
-    return spans
-
-
-def _add_span(text: str, start: int, end: int, spans: list[tuple[int, int]]) -> None:
-    piece = text[start:end]
-    stripped = piece.strip()
-    if len(_WORD.findall(stripped.lower())) >= 2:
-        lead = len(piece) - len(piece.lstrip())
-        spans.append((start + lead, start + lead + len(stripped)))
-
-
-def _stem(word: str) -> str:
-    return word[:5]
-
-
-def words(text: str) -> list[str]:
-    return _WORD.findall(text.lower())
 
 
 def unsupported_words(answer: str, question: str, evidence: str) -> list[str]:
     """Content words of the answer that are neither in the question nor in the evidence
     (compared by a crude stem, so "traveled" is supported by "travel")."""
-    known = {_stem(w) for w in words(question) + words(evidence)}
-    return [w for w in words(answer) if w not in _STOP and _stem(w) not in known]
+    known = {stem(w) for w in words(question) + words(evidence)}
+    return [w for w in words(answer) if w not in STOP_WORDS and stem(w) not in known]
 
 
 def coverage(question: str, sentence: str) -> float:
     """Share of the question's content words (crudely stemmed) that the sentence contains."""
-    asked = {_stem(w) for w in words(question) if w not in _STOP and w not in _QUESTION_WORDS}
+    asked = {stem(w) for w in words(question) if w not in STOP_WORDS and w not in QUESTION_WORDS}
     if not asked:
         return 0.0
-    return len(asked & {_stem(w) for w in words(sentence)}) / len(asked)
+    return len(asked & {stem(w) for w in words(sentence)}) / len(asked)
 
 
 def missing_names(question: str, passages: list[Passage]) -> list[str]:
     """Names in the question (Norway, NATO, FIFA World Cup) of which no retrieved passage
     mentions any word, and numbers (2018) that none contains: such a question is about
-    something the documents do not cover.
-
-    A name is a run of capitalised words after the first word; "Olympic Games" counts as
-    mentioned when "Olympics" is."""
+    something the documents do not cover. "Olympic Games" counts as mentioned when "Olympics"
+    is. The question's first word never opens a name: it is the question's shape."""
     text = " ".join(f"{p.title} {p.text}" for p in passages).lower()
-    tokens = re.findall(r"[A-Za-z][\w'’-]*|[^\sA-Za-z]+", question)
-    names: list[list[str]] = []
-    run: list[str] = []
-    for i, token in enumerate(tokens):
-        word = re.sub(r"['’]s$", "", token)
-        is_name = (i > 0 and word[:1].isupper() and len(word) > 1
-                   and word.lower() not in _QUESTION_WORDS)
-        if is_name:
-            run.append(word)
-        elif run:
-            names.append(run)
-            run = []
-    if run:
-        names.append(run)
-    numbers = [n for n in re.findall(r"\b\d{2,}\b", question) if n not in text]
-    return [" ".join(name) for name in names
-            if not any(part.lower() in text for part in name)] + numbers
+    missing = [name for name in names(question, sentence_starts=False)
+               if not any(part.lower() in text for part in name.split() if part.lower() not in CONNECTORS)]
+    return missing + [n for n in re.findall(r"\b\d{2,}\b", question) if n not in text]
 
 
 def informative(question: str, sentence: str) -> bool:
@@ -144,9 +75,9 @@ def informative(question: str, sentence: str) -> bool:
     text = sentence.strip()
     if text.endswith("?") or text.startswith("#") or _INSTRUCTION.search(text):
         return False
-    asked = {_stem(w) for w in words(question)}
+    asked = {stem(w) for w in words(question)}
     new = {w for w in words(_CITATION.sub(" ", text))
-           if w not in _STOP and w not in _QUESTION_WORDS and _stem(w) not in asked}
+           if w not in STOP_WORDS and w not in QUESTION_WORDS and stem(w) not in asked}
     return len(new) >= 1
 
 
@@ -322,7 +253,7 @@ class GroundedReader:
         cited = {int(n) for n in _CITATION.findall(line)} & known
         pool = _pool(evidence)
         asked = set(words(question))
-        new_words = [w for w in words(body) if w not in _STOP and w not in asked]
+        new_words = [w for w in words(body) if w not in STOP_WORDS and w not in asked]
         if not new_words or unsupported_words(body, question, pool):
             return None
         if not cited:

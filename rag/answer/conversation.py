@@ -16,39 +16,14 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from ..text import PRONOUNS, content_words, name_tokens, names, stem, words
+
 log = logging.getLogger(__name__)
 
-_STOP_WORDS = """a an the of to in on at for from by with and or but is are was were be been being it its
-    this that these those as he she they them his her hers their theirs we our you your i me my
-    not no do does did done has have had will would can could should may might shall than then
-    there here what which who whom whose when where why how all any both each few more most other
-    some such only own same so too very s t just also into about over after before between under
-    again further once said says say tell please else"""
-_STOP = frozenset(_STOP_WORDS.split())
-
-
-def content_words(text: str) -> list[str]:
-    """The words that carry meaning (no stop words or pronouns), lower-cased."""
-    return [w for w in re.findall(r"[a-z0-9]+(?:['’][a-z]+)?", text.lower()) if w not in _STOP]
-
-
-# Words that point back into the conversation.
-_PERSON = {"he", "she", "him", "his", "her", "hers", "himself", "herself"}
-_PLURAL = {"they", "them", "their", "theirs", "themselves"}
-_THING = {"it", "its", "there", "this", "that", "these", "those", "then"}
-_REFERRING = _PERSON | _PLURAL | _THING
 _FOLLOW_UP_OPENERS = re.compile(r"^\s*(and|also|what about|how about|and what about)\b", re.I)
-_QUESTION_WORDS = {
-    "what", "when", "where", "why", "who", "whom", "whose", "which", "how", "did", "does", "do",
-    "is", "are", "was", "were", "can", "could", "would", "will", "should", "has", "have", "had",
-    "tell", "please", "and", "but", "so", "the", "a", "an", "in", "on", "at", "of", "to", "for",
-}
 _AUXILIARIES = {"did", "does", "do", "was", "were", "is", "are", "has", "have", "had", "will",
                 "would", "can", "could", "should"}
-_TOKEN = re.compile(r"[A-Za-z0-9][\w'’\-]*|[^\w\s]")
-_NAME_WORD = re.compile(r"^[A-Z][\w'’\-]*$")
 _DEMONYM = re.compile(r"(ese|ian|ish|ican)$")
-_CONNECTORS = {"of", "de", "von", "van", "al", "bin", "the"}
 
 SYSTEM = (
     "Rewrite the follow-up question so that it can be understood without the conversation: "
@@ -105,53 +80,21 @@ def as_turns(history: Iterable[Any]) -> list[Turn]:
     return turns
 
 
-def words(text: str) -> list[str]:
-    return re.findall(r"[a-z0-9]+(?:['’][a-z]+)?", text.lower())
-
-
 def needs_context(question: str) -> bool:
     """Does the question point back into the conversation (pronouns, "and ...", too short)?"""
     tokens = words(question)
-    if any(t in _REFERRING for t in tokens):
+    if any(t in PRONOUNS for t in tokens):
         return True
     if _FOLLOW_UP_OPENERS.match(question):
         return True
     return not content_words(question)
 
 
-def names(text: str) -> list[str]:
-    """Capitalized word runs that are not the sentence's first word or a question word:
-    the people, places and things a question is about ("Putin", "Xi Jinping", "Beijing")."""
-    tokens = _TOKEN.findall(text)
-    found: list[str] = []
-    run: list[str] = []
-
-    def close() -> None:
-        while run and run[-1].lower() in _CONNECTORS:
-            run.pop()
-        if run:
-            name = " ".join(run)
-            if name not in found:
-                found.append(name)
-        run.clear()
-
-    for i, tok in enumerate(tokens):
-        first = i == 0 or tokens[i - 1] in {".", "?", "!", ":", '"'}
-        if _NAME_WORD.match(tok) and not (first and tok.lower() in _QUESTION_WORDS) and (
-            tok.lower() not in _QUESTION_WORDS or run
-        ) and tok not in {"I"} or run and tok.lower() in _CONNECTORS:
-            run.append(tok)
-        else:
-            close()
-    close()
-    return [n for n in found if n.lower() not in _REFERRING]
-
-
 def _subject(question: str, candidates: list[str]) -> str | None:
     """The name right after the auxiliary ("Why did Putin ..."), else the first name."""
     if not candidates:
         return None
-    tokens = _TOKEN.findall(question)
+    tokens = name_tokens(question)
     for i, tok in enumerate(tokens[:-1]):
         if tok.lower() in _AUXILIARIES:
             rest = " ".join(tokens[i + 1:])
@@ -159,10 +102,6 @@ def _subject(question: str, candidates: list[str]) -> str | None:
                 if rest.startswith(name):
                     return name
     return candidates[0]
-
-
-def _stem(word: str) -> str:
-    return word[:5]
 
 
 class QuestionRewriter:
@@ -225,19 +164,19 @@ class QuestionRewriter:
             return None
         if any(lowered == t.searched.lower() or lowered == t.question.lower() for t in turns):
             return None  # the model repeated an earlier question instead of the follow-up
-        mine = {_stem(w) for w in content_words(text)}
+        mine = {stem(w) for w in content_words(text)}
         # every content word of the follow-up is kept ...
-        if any(_stem(w) not in mine for w in content_words(question)):
+        if any(stem(w) not in mine for w in content_words(question)):
             return None
         # ... and every added word comes from the conversation, not from the model's memory
-        known = {_stem(w) for w in content_words(question)}
+        known = {stem(w) for w in content_words(question)}
         for turn in turns[-3:]:
-            known |= {_stem(w) for w in content_words(f"{turn.searched} {turn.answer}")}
+            known |= {stem(w) for w in content_words(f"{turn.searched} {turn.answer}")}
         if any(w not in known for w in mine):
             return None
         # ... and the reference is resolved: fewer pointing words, or a name was brought in
-        before = sum(1 for w in words(question) if w in _REFERRING)
-        after = sum(1 for w in words(text) if w in _REFERRING)
+        before = sum(1 for w in words(question) if w in PRONOUNS)
+        after = sum(1 for w in words(text) if w in PRONOUNS)
         brought = [n for n in names(" ".join(t.searched for t in turns[-3:]))
                    if n.lower() in lowered and n.lower() not in question.lower()]
         if after >= before and not brought:

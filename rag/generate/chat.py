@@ -13,7 +13,9 @@ import time
 from collections.abc import Iterator
 from typing import Any
 
-from .generate import Generator, GeneratorError, Messages, sentence_complete
+from ..config import Settings
+from ..text import sentence_complete
+from .base import GENERATORS, Generator, GeneratorError, Messages
 
 STOP = ["\n"]  # answers are one line; the reader asks for a few words
 
@@ -146,3 +148,15 @@ class OllamaGenerator(ChatModelGenerator):
 
     def call_options(self, max_new_tokens: int) -> dict[str, Any]:
         return {"options": {"num_predict": max_new_tokens, "temperature": 0, "stop": STOP}}
+
+
+@GENERATORS.register("openai")
+def _openai(name: str, settings: Settings) -> Generator:
+    return OpenAIGenerator(name, settings.openai_base_url or None, settings.openai_api_key or None,
+                           settings.generator_timeout, settings.generator_retries)
+
+
+@GENERATORS.register("ollama")
+def _ollama(name: str, settings: Settings) -> Generator:
+    return OllamaGenerator(name, settings.ollama_url, settings.generator_timeout,
+                           settings.generator_retries)

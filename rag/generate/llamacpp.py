@@ -17,7 +17,9 @@ import threading
 from collections.abc import Iterator
 from pathlib import Path
 
-from .generate import Generator, GeneratorError, Messages, sentence_complete
+from ..config import Settings
+from ..text import sentence_complete
+from .base import GENERATORS, Generator, GeneratorError, Messages, smollm2_gguf
 
 DEFAULT_SYSTEM = "You are a helpful AI assistant named SmolLM, trained by Hugging Face"
 """SmolLM2-Instruct's chat template adds this system turn when the messages have none."""
@@ -87,3 +89,9 @@ class LlamaCppGenerator(Generator):
                 produced += 1
                 if produced >= max_new_tokens or (one_sentence and sentence_complete(text)):
                     break
+
+
+@GENERATORS.register("llamacpp")
+def _llamacpp(name: str, settings: Settings) -> Generator:
+    gguf = smollm2_gguf() if name == "smollm2" else Path(name).expanduser()
+    return LlamaCppGenerator(gguf, f"{gguf.stem} (llama.cpp)", settings.threads)

@@ -23,7 +23,7 @@ from typing import Any
 
 import numpy as np
 
-from .schema import Document
+from ..schema import Document
 
 log = logging.getLogger(__name__)
 

@@ -1,0 +1,108 @@
+"""The embedding step: one facade over the configured backend, normalised vectors so that
+inner product is cosine similarity."""
+
+from __future__ import annotations
+
+import logging
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .base import AUTO_ORDER, ENCODERS, Encoder, Unsupported, resolve_model
+
+log = logging.getLogger(__name__)
+
+BACKENDS = ("auto", *AUTO_ORDER)
+
+
+def set_threads(threads: int) -> None:
+    """torch threads (only if something imported torch: the OpenVINO path never needs it; OpenVINO
+    gets its count when the model is compiled), and FAISS's."""
+    import faiss
+
+    torch = sys.modules.get("torch")
+    if torch is not None and torch.get_num_threads() != threads:
+        torch.set_num_threads(threads)
+    # FAISS answers one question at a time: a single thread is fastest for that, and on a busy
+    # machine 2 OpenMP threads wait for each other (10k vectors: 0.6 ms against 20 ms p50,
+    # benchmarks/retrieval_latency.py). IVF training is the only bulk work, and it is rare.
+    faiss.omp_set_num_threads(1)
+
+
+class Embedder:
+    """Loads the model once; `encode` returns float32 unit vectors, one row per text."""
+
+    def __init__(
+        self,
+        model: str,
+        batch_size: int = 32,
+        device: str = "cpu",
+        backend: str = "torch",
+        cache_dir: Path | None = None,
+        precision: str = "auto",
+        threads: int = 1,
+    ):
+        if backend not in BACKENDS:
+            raise ValueError(f"embedding backend is one of {', '.join(BACKENDS)}, not {backend!r}")
+        if cache_dir is None:
+            from ..config import default_cache_dir
+
+            cache_dir = default_cache_dir()
+        self.model_id = model
+        self.batch_size = batch_size
+        self.encoder = _load(backend, model, resolve_model(model), cache_dir=cache_dir,
+                             precision=precision, threads=threads, device=device)
+        self.backend = self.encoder.label
+        self.dimension = self.encoder.dimension
+        self.max_tokens = self.encoder.max_tokens
+
+    @property
+    def tokenizer(self) -> Any:
+        """Callable as `tokenizer(text, add_special_tokens=False)["input_ids"]`."""
+        return self.encoder.tokenizer
+
+    def encode(
+        self,
+        texts: Sequence[str],
+        progress: Callable[[int], None] | None = None,
+    ) -> np.ndarray:
+        """Embed in batches; `progress(n)` is called after each batch of n texts.
+
+        Texts are batched by length (longest first), as `SentenceTransformer.encode` does
+        within one call, so little time goes into padding."""
+        out = np.zeros((len(texts), self.dimension), dtype=np.float32)
+        self.encoder.calibrate(texts)  # int8 only, once: quantized on the corpus' own chunks
+        order = sorted(range(len(texts)), key=lambda i: -len(texts[i]))
+        for start in range(0, len(texts), self.batch_size):
+            rows = order[start:start + self.batch_size]
+            batch = [texts[i] for i in rows]
+            out[rows] = self.encoder.encode_batch(batch)
+            if progress:
+                progress(len(batch))
+        return out
+
+    def encode_query(self, text: str) -> np.ndarray:
+        return self.encoder.encode_query(text)
+
+
+def _load(backend: str, model: str, location: str, **options: Any) -> Encoder:
+    """The first backend that can serve the model (`auto`), or the one asked for."""
+    names = AUTO_ORDER if backend == "auto" else (backend,)
+    for name in names:
+        last = name == names[-1]
+        try:
+            return ENCODERS.get(name)(model, location, **options)
+        except Unsupported as exc:
+            if backend != "auto" or last:
+                raise RuntimeError(f"{name} embedding backend unavailable: {exc}") from exc
+            log.info("embedding with %s: %s cannot serve this model (%s)",
+                     names[names.index(name) + 1], name, exc)
+        except Exception as exc:  # conversion or compilation failed: the next backend may work
+            if backend != "auto" or last:
+                raise
+            log.warning("%s embedding failed (%s); using %s", name, exc,
+                        names[names.index(name) + 1], exc_info=True)
+    raise AssertionError("no embedding backend tried")

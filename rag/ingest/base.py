@@ -1,0 +1,70 @@
+"""What every file loader shares: the error that becomes a message for the user, the registry of
+loaders keyed by file suffix, and the header and title rules that apply to every format."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from pathlib import Path
+
+from ..registry import Registry
+
+MAX_FILE_BYTES = 50 * 1024 * 1024
+"""Default size limit of one document (file bytes, and characters of extracted text): bigger
+files are refused before they are read, so memory stays bounded (Settings.max_document_mb)."""
+
+_DATE_HEADER = re.compile(r"^\s*date\s+(\d{4}-\d{2}-\d{2})\b[ \t]*\n?")
+_FRONT_MATTER = re.compile(r"^---\s*\n(.*?)\n---\s*\n", re.DOTALL)
+
+
+class LoadError(Exception):
+    """A file that cannot be indexed; the message says why, in words for the user."""
+
+
+Loader = Callable[[Path, bytes, int], tuple[str, dict[str, str]]]
+"""(path, the file's bytes, the text size limit) -> (text, metadata such as title and date);
+raises LoadError with the reason when the file cannot be read."""
+
+LOADERS: Registry[Loader] = Registry("file type", {
+    ".txt": "rag.ingest.text",
+    ".md": "rag.ingest.text",
+    ".markdown": "rag.ingest.text",
+    ".html": "rag.ingest.html",
+    ".htm": "rag.ingest.html",
+    ".pdf": "rag.ingest.pdf",
+})
+SUPPORTED_SUFFIXES = tuple(LOADERS.names())
+
+
+def split_header(text: str) -> tuple[str, dict[str, str]]:
+    """Lift a leading `date YYYY-MM-DD` line or a YAML-style front matter into metadata."""
+    meta: dict[str, str] = {}
+    match = _FRONT_MATTER.match(text.lstrip("\ufeff"))
+    if match:
+        for line in match.group(1).splitlines():
+            key, sep, value = line.partition(":")
+            if sep and key.strip().lower() in ("title", "date"):
+                meta[key.strip().lower()] = value.strip().strip("\"'")
+        text = text.lstrip("\ufeff")[match.end():]
+    match = _DATE_HEADER.match(text)
+    if match:
+        meta["date"] = match.group(1)
+        text = text[match.end():]
+    if "date" in meta and not re.fullmatch(r"\d{4}-\d{2}-\d{2}", meta["date"][:10]):
+        del meta["date"]
+    elif "date" in meta:
+        meta["date"] = meta["date"][:10]
+    return text.strip(), meta
+
+
+
+def title_from_name(path: Path) -> str:
+    stem = re.sub(r"^\d{4}-\d{2}-\d{2}[-_ ]*", "", path.stem)
+    words = re.sub(r"[-_]+", " ", stem).split()
+    # "xi-putin-meeting" reads as "Xi Putin Meeting"; words already cased stay as they are
+    return " ".join(w.capitalize() if w.islower() else w for w in words) or path.name
+
+
+
+def mb(n: int) -> str:
+    return f"{n / 1024 / 1024:.1f} MB"

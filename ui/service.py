@@ -1,0 +1,135 @@
+"""What the page and its HTTP API do, without Gradio's layout: answering (with follow-up
+rewriting), listing, adding and removing documents, and the JSON shapes the API returns."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from rag.answer.conversation import QuestionRewriter, as_turns
+from rag.assistant import QuestionError, safe_filename
+from rag.schema import Answer
+
+from . import render
+
+log = logging.getLogger(__name__)
+
+MAX_K = 12
+HISTORY_TURNS = 6
+FRIENDLY_ERROR = (
+    "Sorry, something went wrong while answering. Please try again; the details are in the "
+    "server log."
+)
+
+
+class Service:
+    """What the page and the API do, without Gradio: easy to test and to reuse."""
+
+    def __init__(self, assistant: Any):
+        self.assistant = assistant
+        self._rewriter: QuestionRewriter | None = None
+
+    @property
+    def rewriter(self) -> QuestionRewriter:
+        if self._rewriter is None:
+            self._rewriter = QuestionRewriter(self.assistant.generator)
+        return self._rewriter
+
+    def clamp_k(self, k: Any) -> int:
+        try:
+            value = int(k)
+        except (TypeError, ValueError):
+            value = self.assistant.settings.top_k
+        return max(1, min(MAX_K, value))
+
+    def stream(self, question: str, k: Any, history: Any) -> Iterator[tuple[str, Any]]:
+        """("rewrite", Rewrite), then ("draft", text so far)..., then ("answer", Answer)."""
+        if not isinstance(question, str) or not question.strip():
+            raise QuestionError("Please type a question.")
+        turns = as_turns(history)[-HISTORY_TURNS:]
+        rewrite = self.rewriter.rewrite(question, turns)
+        if rewrite.changed:
+            log.info("follow-up %r searched as %r (%s)", question, rewrite.standalone,
+                     rewrite.method)
+        yield "rewrite", rewrite
+        draft = ""
+        for item in self.assistant.stream(rewrite.standalone, self.clamp_k(k)):
+            if isinstance(item, Answer):
+                yield "answer", item
+            else:
+                draft += item
+                yield "draft", draft
+
+    # -- documents ---------------------------------------------------------------------
+    def documents(self) -> list[dict[str, Any]]:
+        # no "path" key: gradio_client would take the dicts for files to download
+        return [{"id": d.id, "title": d.title, "date": d.date, "chunks": d.chunks}
+                for d in self.assistant.documents()]
+
+    def table(self) -> list[list[Any]]:
+        return [[d["id"], d["title"], d["date"] or "", d["chunks"]] for d in self.documents()]
+
+    def add(self, paths: list[str], progress: Any = None):
+        report = self.assistant.add([Path(p) for p in paths], progress=progress)
+        # report only on the files given, not on other unreadable files in the library
+        given = {Path(p).name for p in paths} | {safe_filename(Path(p).name) for p in paths}
+        report.skipped = [s for s in report.skipped if Path(s.path).name in given]
+        for path in paths:  # the upload copies are not needed once in the library
+            discard_upload(Path(path))
+        return report
+
+
+def api_answer(answer: Answer) -> dict[str, Any]:
+    """An Answer as plain JSON for the API: text, flags, and the numbered sources."""
+    cited = set(render.cited_numbers(answer))
+    return {
+        "answer": answer.text,
+        "short": answer.short,
+        "refused": answer.refused,
+        "method": answer.method,
+        "cited": sorted(cited),
+        "sources": [
+            {"n": n, "doc_id": p.doc_id, "title": p.title, "date": p.date, "text": p.text,
+             "start": p.start, "end": p.end, "score": round(float(p.score), 4),
+             "highlight": list(p.highlight) if p.highlight else None, "cited": n in cited}
+            for n, p in enumerate(answer.sources, start=1)
+        ],
+    }
+
+
+def count_questions(chat: list) -> int:
+    return sum(1 for m in chat if isinstance(m, dict) and m.get("role") == "user")
+
+
+def discard_upload(path: Path) -> None:
+    from gradio.utils import get_upload_folder
+
+    try:
+        root = Path(get_upload_folder()).resolve()
+        path = path.resolve()
+        if root in path.parents:
+            path.unlink(missing_ok=True)
+            if path.parent != root and not any(path.parent.iterdir()):
+                path.parent.rmdir()
+    except OSError:
+        log.debug("could not delete upload %s", path, exc_info=True)
+
+
+def file_paths(files: Any) -> list[str]:
+    if not files:
+        return []
+    if not isinstance(files, list | tuple):
+        files = [files]
+    paths = []
+    for f in files:
+        if isinstance(f, dict):
+            f = f.get("path") or f.get("name")
+        elif hasattr(f, "path"):
+            f = f.path
+        elif hasattr(f, "name") and not isinstance(f, str):
+            f = f.name
+        if f:
+            paths.append(str(f))
+    return paths
