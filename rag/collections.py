@@ -90,7 +90,7 @@ class Collections:
 
     def exists(self, name: str) -> bool:
         name = collection_name(name)
-        return name == DEFAULT_COLLECTION or name == self.home.collection or (self.root / name).is_dir()
+        return name == DEFAULT_COLLECTION or (self.root / name).is_dir()
 
     def loaded_names(self) -> list[str]:
         """The named collections held now, least recently used first."""
