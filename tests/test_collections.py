@@ -245,16 +245,24 @@ def test_delete_a_collection(kind, settings_factory, assistant, tmp_path, reques
 
 
 # -- the command line -----------------------------------------------------------------------------
+def cli_env(settings: Settings) -> dict[str, str]:
+    env = dict(os.environ, RAG_CORPUS_DIR=str(settings.corpus_dir), RAG_INDEX_DIR=str(settings.index_dir),
+               RAG_COLLECTIONS_DIR=str(settings.collections_dir), RAG_GENERATOR="extractive",
+               RAG_STORE=settings.store)
+    if settings.store == "milvus":
+        env.update(RAG_MILVUS_URI=settings.milvus_uri, RAG_MILVUS_COLLECTION=settings.milvus_collection)
+    return env
+
+
 def rag(args: list[str], settings: Settings, stdin: str | None = None,
         timeout: int = 300) -> subprocess.CompletedProcess:
-    env = dict(os.environ, RAG_CORPUS_DIR=str(settings.corpus_dir), RAG_INDEX_DIR=str(settings.index_dir),
-               RAG_COLLECTIONS_DIR=str(settings.collections_dir), RAG_GENERATOR="extractive")
     return subprocess.run([sys.executable, "-m", "rag.cli", *args], capture_output=True, text=True,
-                          env=env, timeout=timeout, cwd=ROOT, input=stdin)
+                          env=cli_env(settings), timeout=timeout, cwd=ROOT, input=stdin)
 
 
-def test_cli_collections(settings_factory, tmp_path):
-    settings = settings_factory("cli-collections")
+@pytest.mark.parametrize("kind", ["faiss", "milvus"])
+def test_cli_collections(kind, settings_factory, tmp_path, request):
+    settings = store_settings(settings_factory, request, kind, "cli-collections")
     for name in LIBRARIES:
         out = rag(["--collection", name, "index", "--quiet",
                    *map(str, write_library(tmp_path / name, name))], settings)
@@ -299,10 +307,8 @@ def test_cli_collections(settings_factory, tmp_path):
     code = ("from rag import ask, Assistant\n"
             f"print(ask({MANAGER!r}, collection='south').text)\n"
             f"print(Assistant(collection='south').ask({ORCHARD!r}).refused)\n")
-    env = dict(os.environ, RAG_CORPUS_DIR=str(settings.corpus_dir), RAG_INDEX_DIR=str(settings.index_dir),
-               RAG_COLLECTIONS_DIR=str(settings.collections_dir), RAG_GENERATOR="extractive")
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env,
-                         timeout=300, cwd=ROOT)
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         env=cli_env(settings), timeout=300, cwd=ROOT)
     assert out.returncode == 0, out.stderr
     assert out.stdout.splitlines() == [f"The office manager of the Harbour Street branch is "
                                        f"{MANAGERS['south']}. [1]", "True"]
