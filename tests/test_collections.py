@@ -157,7 +157,8 @@ def test_documents_and_counts_are_per_collection(two):
 
 @pytest.fixture(params=["faiss", "milvus"])
 def bm25_pair(request, settings_factory, assistant, tmp_path):
-    collections = make_collections(store_settings(settings_factory, request, request.param, "bm25"), assistant, tmp_path)
+    settings = store_settings(settings_factory, request, request.param, "bm25")
+    collections = make_collections(settings, assistant, tmp_path)
     yield collections
     collections.close()
 

@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 from test_collections import (
-    LIGHTHOUSE,
     LIBRARIES,
+    LIGHTHOUSE,
     MANAGER,
     MANAGERS,
     ORCHARD,
