@@ -215,7 +215,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--work", help="work folder (default: a temporary one, deleted)")
     parser.add_argument("--write", nargs="?", const=str(ROOT / "docs" / "PERFORMANCE.md"),
                         help="update this benchmark's section of docs/PERFORMANCE.md")
-    parser.add_argument("--json", action="store_true")
+    parser.add_argument("--json", action="store_true", help="also print the figures as JSON")
     args = parser.parse_args(argv)
     if args.collections > len(CODES):
         parser.error(f"at most {len(CODES)} collections")
@@ -227,7 +227,9 @@ def main(argv: list[str] | None = None) -> int:
         if not args.work:
             shutil.rmtree(work, ignore_errors=True)
     body = report(results, args.docs)
-    print(json.dumps(results, indent=1) if args.json else body)
+    print(body)
+    if args.json:
+        print(json.dumps(results, indent=1))
     if args.write:
         from rag.evaluate import write_section
 
