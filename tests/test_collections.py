@@ -346,6 +346,13 @@ def test_users_file_keeps_hashes_only(tmp_path):
     assert Access().can_write(None, "anything")  # without --auth, everyone may do everything
 
 
+def test_cli_help_for_collections_and_users():
+    for args in (["collections"], ["users"]):
+        out = subprocess.run([sys.executable, "-m", "rag.cli", *args, "--help"], capture_output=True,
+                             text=True, timeout=60)
+        assert out.returncode == 0 and "usage: rag" in out.stdout
+
+
 def test_cli_users(settings_factory):
     settings = settings_factory("cli-users")
     out = rag(["users", "add", "alice", "--read", "north", "--write", "scratch", "--password-stdin"],
