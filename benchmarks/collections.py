@@ -32,7 +32,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from perfkit import HEADER, ROOT, command, load_note, pct  # noqa: E402
-from ui_latency import free_port  # noqa: E402
+from ui_latency import free_port, start_server  # noqa: E402
 
 CODES = ["amber", "birch", "cobalt", "dune", "ember", "fjord", "garnet", "heron", "indigo",
          "juniper", "kestrel", "lagoon", "marble", "nectar", "onyx", "pebble", "quartz", "raven",
@@ -83,26 +83,8 @@ def memory(pid: int) -> tuple[float, float]:
 
 
 def serve(work: Path, port: int, limit: int) -> subprocess.Popen:
-    import urllib.request
-
-    env = {**os.environ, "PYTHONPATH": str(ROOT), "RAG_COLLECTIONS_DIR": str(work / "collections"),
-           "RAG_MAX_LOADED_COLLECTIONS": str(limit)}
-    log = (work / f"server-{limit}.log").open("wb")
-    process = subprocess.Popen(
-        [sys.executable, "-m", "rag.cli", "--corpus", str(work / "library"), "--index",
-         str(work / "index"), "serve", "--port", str(port)],
-        cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, env=env)
-    deadline = time.monotonic() + 600
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise SystemExit(f"rag serve exited: {(work / f'server-{limit}.log').read_text()}")
-        try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=2):
-                return process
-        except OSError:
-            time.sleep(0.5)
-    process.kill()
-    raise SystemExit("rag serve did not come up within 600 s")
+    env = {"RAG_COLLECTIONS_DIR": str(work / "collections"), "RAG_MAX_LOADED_COLLECTIONS": str(limit)}
+    return start_server(work, port, f"http://127.0.0.1:{port}/", env, f"server-{limit}.log", 600)
 
 
 def ask(client, question: str, collection: str) -> tuple[float, dict]:
