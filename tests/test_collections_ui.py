@@ -272,3 +272,13 @@ def test_a_collection_is_created_from_the_page(page):
     tab.click("#rag-create")
     tab.wait_for_function(
         "document.querySelector('#rag-collection-status').innerText.includes('not a collection name')")
+
+
+@pytest.mark.parametrize("name", ["../south", "south/..", "/etc", "south\x00", "s" * 500, ".", "..\\south"])
+def test_unsafe_collection_names_are_unknown_collections(clients, server, name):
+    before = sorted(p.name for p in server[0].root.iterdir())
+    with pytest.raises(Exception, match="no collection"):
+        clients["carol"].predict(name, api_name="/documents")
+    final = ask(clients["carol"], MANAGER, name)
+    assert final["error"].startswith("no collection") and "Tomas" not in str(final)
+    assert sorted(p.name for p in server[0].root.iterdir()) == before
