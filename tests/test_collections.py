@@ -219,6 +219,7 @@ def test_delete_a_collection(kind, settings_factory, assistant, tmp_path, reques
     collections = make_collections(store_settings(settings_factory, request, kind, "delete"),
                                    assistant, tmp_path)
     try:
+        collections.home.documents()  # the default collection's pair exists on the server
         north = collections.get("north")
         options = north.indexer.store_options
         collections.delete("north")
