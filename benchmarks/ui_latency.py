@@ -67,28 +67,29 @@ def timed_ask(client, question: str, k: int) -> tuple[float, float, dict]:
     return (first if first is not None else full), full, final
 
 
-def start_server(workdir: Path, port: int, url: str) -> subprocess.Popen:
-    """`rag serve` on a copy of the corpus, ready to answer."""
+def start_server(workdir: Path, port: int, url: str, env: dict[str, str] | None = None,
+                 log_name: str = "server.log", wait: float = 300) -> subprocess.Popen:
+    """`rag serve` on a copy of the corpus, ready to answer (`env`: more variables)."""
     import urllib.request
 
-    log = (workdir / "server.log").open("wb")
+    log_path = workdir / log_name
     process = subprocess.Popen(
         [sys.executable, "-m", "rag.cli", "--corpus", str(workdir / "library"), "--index",
          str(workdir / "index"), "serve", "--port", str(port)],
-        cwd=ROOT, stdout=log, stderr=subprocess.STDOUT,
-        env={**os.environ, "PYTHONPATH": str(ROOT)},
+        cwd=ROOT, stdout=log_path.open("wb"), stderr=subprocess.STDOUT,
+        env={**os.environ, "PYTHONPATH": str(ROOT), **(env or {})},
     )
-    deadline = time.monotonic() + 300
+    deadline = time.monotonic() + wait
     while time.monotonic() < deadline:
         if process.poll() is not None:
-            raise SystemExit(f"rag serve exited: {(workdir / 'server.log').read_text()}")
+            raise SystemExit(f"rag serve exited: {log_path.read_text()}")
         try:
             with urllib.request.urlopen(url, timeout=2):
                 return process
         except OSError:
             time.sleep(0.5)
     process.kill()
-    raise SystemExit("rag serve did not come up within 300 s")
+    raise SystemExit(f"rag serve did not come up within {wait:.0f} s")
 
 
 def timed_direct(assistant, question: str, k: int) -> tuple[float, float]:

@@ -17,30 +17,39 @@ from .schema import Answer, Chunk, Document, IndexReport, Passage, SkippedFile
 
 if TYPE_CHECKING:
     from .assistant import Assistant
+    from .collections import Collections
 
 __all__ = [
     "Answer", "Assistant", "Chunk", "Document", "IndexReport", "Passage", "Settings",
-    "SkippedFile", "ask", "default_assistant",
+    "SkippedFile", "ask", "default_assistant", "default_collections",
 ]
 
-_default: Assistant | None = None
+_default: Collections | None = None
 _default_lock = threading.Lock()
 
 
-def default_assistant() -> Assistant:
-    """The process-wide assistant configured from `RAG_*` variables (created on first use)."""
+def default_collections() -> Collections:
+    """The process-wide collections configured from `RAG_*` variables (created on first use)."""
     global _default
     with _default_lock:
         if _default is None:
-            from .assistant import Assistant
+            from .collections import Collections
 
-            _default = Assistant()
+            _default = Collections(settings=Settings.from_env())
         return _default
 
 
-def ask(question: str, k: int | None = None) -> Answer:
-    """Answer a question from the documents in the library (`RAG_CORPUS_DIR`, default `seeds`)."""
-    return default_assistant().ask(question, k)
+def default_assistant() -> Assistant:
+    """The process-wide assistant of `RAG_COLLECTION` (default: the library in `RAG_CORPUS_DIR`)."""
+    return default_collections().home
+
+
+def ask(question: str, k: int | None = None, *, collection: str | None = None) -> Answer:
+    """Answer a question from the documents in the library (`RAG_CORPUS_DIR`, default `seeds`),
+    or from collection `collection` (created on first use, empty until documents are added)."""
+    assistant = (default_assistant() if collection is None
+                 else default_collections().get(collection, create=True))
+    return assistant.ask(question, k)
 
 
 def __getattr__(name: str):

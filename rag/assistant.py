@@ -16,7 +16,7 @@ from functools import cached_property
 from pathlib import Path
 from typing import Any
 
-from .config import Settings
+from .config import DEFAULT_COLLECTION, Settings
 from .filters import Where
 from .index import Index, IndexCorrupt, IndexMissing, write_lock
 from .indexing import Indexer, Progress
@@ -62,17 +62,29 @@ class Assistant:
     >>> assistant.ask("Why did Putin travel to Beijing?").text          # doctest: +SKIP
     """
 
-    def __init__(self, settings: Settings | None = None, **overrides: Any):
+    def __init__(self, settings: Settings | None = None, *, models: Assistant | None = None,
+                 **overrides: Any):
+        """`collection="NAME"` (a setting like the others) works on that collection's own library
+        and index; `models` is another assistant whose embedder and generator this one uses, so
+        several collections load the models once (rag/collections.py)."""
         given = {k: v for k, v in overrides.items() if v is not None}
-        self.settings = settings.replace(**given) if settings else Settings.from_env(**given)
+        base = settings.replace(**given) if settings else Settings.from_env(**given)
+        self.settings = base.for_collection(base.collection)
+        self._models = models
         self._index: Index | None = None
         self._writer = threading.RLock()  # one refresh at a time in this process
         self._data = threading.Lock()  # held while the index changes and while it is searched
         self._checked_at = 0.0
 
     # -- components (loaded on first use) ------------------------------------------------
+    @property
+    def collection(self) -> str:
+        return self.settings.collection
+
     @cached_property
     def embedder(self):
+        if self._models is not None:
+            return self._models.embedder
         from .embed import Embedder, set_threads
 
         set_threads(self.settings.threads)
@@ -102,6 +114,8 @@ class Assistant:
 
     @cached_property
     def generator(self):
+        if self._models is not None:
+            return self._models.generator
         from .generate import make_generator
 
         return make_generator(self.settings)
@@ -161,6 +175,8 @@ class Assistant:
                              self.settings.index_dir, corpus)
                 except IndexCorrupt as exc:
                     log.warning("the index is damaged (%s): rebuilding it from %s", exc, corpus)
+            if not corpus.is_dir() and self.collection != DEFAULT_COLLECTION:
+                corpus.mkdir(parents=True, exist_ok=True)  # a named collection: made on first use
             if not corpus.is_dir():
                 if index is None:
                     raise FileNotFoundError(
@@ -181,6 +197,19 @@ class Assistant:
             checkpoint.clear()
             self._index, self._checked_at = index, time.monotonic()
             return report
+
+    @property
+    def loaded(self) -> bool:
+        return self._index is not None
+
+    def close(self) -> None:
+        """Let go of the index (memory maps, a Milvus connection) once no search or update
+        holds it; the next question loads it again."""
+        with self._writer, self._data:
+            index, self._index = self._index, None
+        close = getattr(index.store, "close", None) if index is not None else None
+        if close is not None:
+            close()
 
     def add(self, paths: Iterable[str | Path], progress: Progress | None = None) -> IndexReport:
         """Copy files (or the supported files in folders) into the library and index them.

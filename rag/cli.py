@@ -17,6 +17,10 @@ EXAMPLES = """examples:
   rag list                          the indexed documents
   rag remove NAME.txt               drop a document from the library and the index
   rag serve                         the web page on http://127.0.0.1:7860
+  rag --collection papers index ~/papers    a collection of its own (created on first use)
+  rag --collection papers ask "..."         answered from that collection only
+  rag collections                   collections with their document and chunk counts
+  rag users add alice --read papers --write notes    a login for rag serve --auth
   rag eval retrieval --write docs/EVALUATION.md   nDCG@10 etc. on BEIR SciFact
   rag eval qa --mode e2e --limit 200               SQuAD EM/F1 on XQuAD (en)
 """
@@ -40,6 +44,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--corpus", metavar="DIR", help="document library (RAG_CORPUS_DIR)")
     parser.add_argument("--index", metavar="DIR", help="index folder (RAG_INDEX_DIR)")
+    parser.add_argument("--collection", metavar="NAME",
+                        help="work on this collection (RAG_COLLECTION; default: the library in "
+                             "--corpus/--index)")
     parser.add_argument("--generator",
                         help="smollm2, llamacpp:smollm2, extractive, hf:MODEL, openai:MODEL or "
                              "ollama:MODEL (RAG_GENERATOR)")
@@ -72,7 +79,33 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("serve", help="start the web page (Gradio) on this machine")
     p.add_argument("--host", default="127.0.0.1", help="address to bind (default: loopback only)")
     p.add_argument("--port", type=int, default=7860)
-    p.add_argument("--auth", metavar="USER:PASSWORD", help="require this login")
+    p.add_argument("--auth", metavar="FILE|USER:PASSWORD", nargs="?", const="",
+                   help="require a login: with no value, the users file (RAG_USERS_FILE, made by "
+                        "`rag users add`) with each user's rights per collection; or another "
+                        "users file; or USER:PASSWORD, one user with every right")
+
+    p = sub.add_parser("collections", help="list or delete collections",
+                       description="With no action: every collection with its document and chunk "
+                       "counts. A collection is created by its first use (rag --collection NAME "
+                       "index FILE...).")
+    p.add_argument("action", nargs="?", choices=["list", "create", "delete"], default="list")
+    p.add_argument("name", nargs="?", metavar="NAME", help="the collection to create or delete")
+    p.add_argument("--yes", action="store_true", help="delete without asking")
+    p.add_argument("--json", action="store_true", help="print the list as JSON")
+
+    p = sub.add_parser("users", help="logins and their rights per collection (rag serve --auth)",
+                       description="The users file (RAG_USERS_FILE, default users.json in "
+                       "RAG_COLLECTIONS_DIR) keeps Argon2 hashes of the passwords, never the "
+                       "passwords. Rights are collection names, comma-separated, or * for all; "
+                       "write implies read.")
+    p.add_argument("action", choices=["add", "remove", "list"])
+    p.add_argument("name", nargs="?", metavar="USER")
+    p.add_argument("--read", action="append", metavar="NAMES", help="collections USER may ask and list")
+    p.add_argument("--write", action="append", metavar="NAMES",
+                   help="collections USER may also add documents to and remove them from")
+    p.add_argument("--password-stdin", action="store_true",
+                   help="read the password from the first line of standard input")
+    p.add_argument("--file", metavar="FILE", help="the users file (default: RAG_USERS_FILE)")
 
     sub.add_parser("config", help="show the settings in force and their variables")
 
@@ -139,8 +172,12 @@ def main(argv: Sequence[str] | None = None) -> int:
 def _run(args: argparse.Namespace) -> int:
     from .config import Settings, describe
 
+    if args.collection and (args.corpus or args.index):
+        raise ValueError("--corpus and --index are the default collection's folders; a named "
+                         "collection's are in RAG_COLLECTIONS_DIR: give one or the other")
     settings = Settings.from_env(
-        corpus_dir=args.corpus, index_dir=args.index, generator=args.generator
+        corpus_dir=args.corpus, index_dir=args.index, generator=args.generator,
+        collection=args.collection,
     )
     if args.command == "config":
         for var, _default, help_text in describe():
@@ -153,10 +190,20 @@ def _run(args: argparse.Namespace) -> int:
     if args.command == "eval":
         return _eval(settings, args)
 
-    from .assistant import Assistant, QuestionError
+    if args.command == "users":
+        return _users(settings, args)
+
+    from .assistant import QuestionError
+    from .collections import Collections
     from .filters import Where
 
-    assistant = Assistant(settings)
+    collections = Collections(settings=settings)
+    if args.command == "collections":
+        return _collections(collections, args)
+    if not collections.exists(settings.collection) and args.command != "index":
+        raise ValueError(f"no collection {settings.collection!r} (`rag collections` lists them; "
+                         f"`rag --collection {settings.collection} index FILE...` creates it)")
+    assistant = collections.home
     if args.command == "index":
         return _index(assistant, args)
     if args.command == "ask":
@@ -178,13 +225,8 @@ def _run(args: argparse.Namespace) -> int:
     if args.command == "serve":
         from ui.app import serve
 
-        auth = None
-        if args.auth:
-            user, sep, password = args.auth.partition(":")
-            if not sep or not user or not password:
-                raise ValueError("--auth takes USER:PASSWORD")
-            auth = (user, password)
-        serve(assistant, host=args.host, port=args.port, auth=auth)
+        serve(assistant, host=args.host, port=args.port, auth=_access(settings, args.auth),
+              collections=collections)
         return 0
     if args.command == "list":
         docs = assistant.documents()
@@ -233,6 +275,86 @@ def _index(assistant, args: argparse.Namespace) -> int:
         print(f"rebuilt: {report.rebuilt_because}", file=sys.stderr)
     where = assistant.indexer.store_options.get("uri") or assistant.settings.index_dir
     print(f"{worker}index: {report.summary()}; {len(assistant.documents())} documents in {where}")
+    return 0
+
+
+def _access(settings, auth: str | None):
+    """--auth: None (no login), '' (the users file), a users file, or USER:PASSWORD."""
+    from pathlib import Path
+
+    from .users import Access, Users
+
+    if auth is None:
+        return None
+    if auth == "" or Path(auth).expanduser().is_file():
+        path = settings.users_path if auth == "" else Path(auth).expanduser()
+        users = Users.load(path)
+        if not users.users:
+            raise ValueError(f"no users in {path}: add one with `rag users add NAME --read ...`")
+        return Access(users)
+    user, sep, password = auth.partition(":")
+    if not sep or not user or not password:
+        raise ValueError("--auth takes a users file (rag users add) or USER:PASSWORD")
+    return Access(Users.single(user, password))
+
+
+def _collections(collections, args: argparse.Namespace) -> int:
+    if args.action == "list":
+        infos = [collections.info(name) for name in collections.names()]
+        if args.json:
+            print(json.dumps([i.to_dict() for i in infos], indent=2))
+        else:
+            for i in infos:
+                print(f"{i.name}\t{i.documents} documents\t{i.chunks} chunks")
+        return 0
+    if not args.name:
+        raise ValueError(f"rag collections {args.action} needs the collection's NAME")
+    if args.action == "create":
+        collections.create(args.name)
+        print(f"collection {args.name}: {collections.get(args.name).settings.corpus_dir}")
+        return 0
+    info = collections.info(args.name)
+    if not args.yes:
+        print(f"Delete collection {info.name!r}: {info.documents} documents, {info.chunks} chunks, "
+              f"its library folder and its index? Type its name to confirm: ", end="",
+              file=sys.stderr, flush=True)
+        if sys.stdin.readline().strip() != info.name:
+            print("not deleted", file=sys.stderr)
+            return 1
+    collections.delete(info.name)
+    print(f"deleted collection {info.name}")
+    return 0
+
+
+def _users(settings, args: argparse.Namespace) -> int:
+    import getpass
+    from pathlib import Path
+
+    from .users import Users
+
+    path = Path(args.file).expanduser() if args.file else settings.users_path
+    users = Users.load(path)
+    if args.action == "list":
+        for u in sorted(users.users.values(), key=lambda u: u.name):
+            print(f"{u.name}\tread: {','.join(u.read) or '-'}\twrite: {','.join(u.write) or '-'}")
+        return 0
+    if not args.name:
+        raise ValueError(f"rag users {args.action} needs the USER name")
+    if args.action == "remove":
+        if not users.remove(args.name):
+            raise ValueError(f"no user {args.name!r} in {path}")
+        users.save()
+        print(f"removed {args.name} from {path}")
+        return 0
+    if args.password_stdin:
+        password = sys.stdin.readline().rstrip("\r\n")
+    else:
+        password = getpass.getpass(f"password for {args.name}: ")
+        if getpass.getpass("again: ") != password:
+            raise ValueError("the two passwords differ")
+    user = users.add(args.name, password, args.read, args.write)
+    users.save()
+    print(f"{user.name} in {path}: read {','.join(user.read) or '-'}, write {','.join(user.write) or '-'}")
     return 0
 
 

@@ -4,12 +4,26 @@ overridden by explicit arguments."""
 from __future__ import annotations
 
 import os
+import re
 from dataclasses import MISSING, dataclass, field, fields
 from pathlib import Path
 from typing import Any, get_type_hints
 
 DEFAULT_EMBEDDING_MODEL = "sentence-transformers/all-MiniLM-L6-v2"
 DEFAULT_GENERATOR = "smollm2"
+DEFAULT_COLLECTION = "default"
+"""The library in corpus_dir / index_dir: what `rag` had before collections existed."""
+_COLLECTION_NAME = re.compile(r"[a-z0-9][a-z0-9_-]{0,63}")
+
+
+def collection_name(name: str | None) -> str:
+    """A collection name as used everywhere (stripped, lower case), checked to be a safe
+    identifier: it names a folder and a Milvus collection, so no dots, slashes or spaces."""
+    value = name.strip().lower() if isinstance(name, str) else ""
+    if not _COLLECTION_NAME.fullmatch(value):
+        raise ValueError(f"{name!r} is not a collection name: use 1-64 lower-case letters, digits, "
+                         "'-' and '_', starting with a letter or digit")
+    return value
 
 
 def _default_threads() -> int:
@@ -45,6 +59,18 @@ class Settings:
     corpus_dir: Path = _opt(help="Document library: the index mirrors the supported files here.",
                             factory=lambda: _project_path("seeds"))
     index_dir: Path = _opt(help="Where the index is stored.", factory=lambda: _project_path("index"))
+    collection: str = _opt(DEFAULT_COLLECTION,
+                           "Collection that rag commands, ask() and Assistant() use when none is named: "
+                           "default is the library in corpus_dir and index_dir, any other name a "
+                           "library of its own in collections_dir (created on first use).")
+    collections_dir: Path = _opt(help="Named collections: NAME/library/ (its documents) and NAME/index/ "
+                                      "(its index) for each.",
+                                 factory=lambda: _project_path("collections"))
+    max_loaded_collections: int = _opt(
+        8, "Named collections a server keeps loaded at once; the least recently used is unloaded "
+        "past this (the default collection stays).")
+    users_file: str = _opt("", "Users and their rights per collection for rag serve --auth "
+                               "(empty: users.json in collections_dir).")
     cache_dir: Path = _opt(help="Converted model weights (the dequantized generator).",
                            factory=default_cache_dir)
     embedding_model: str = _opt(
@@ -116,6 +142,8 @@ class Settings:
                 raise TypeError(f"unknown setting {name!r}")
             if value is not None:
                 values[name] = _coerce(name, value, hints[name]) if isinstance(value, str) else value
+        if "collection" in values:
+            values["collection"] = collection_name(values["collection"])
         settings = cls(**values)
         settings.validate()
         return settings
@@ -125,7 +153,29 @@ class Settings:
         current = {f.name: getattr(self, f.name) for f in fields(self)}
         return Settings.from_env(env={}, **{**current, **changes})
 
+    def for_collection(self, name: str | None = None) -> Settings:
+        """These settings for collection `name` (default: `self.collection`): a named collection
+        gets its own library and index folders under collections_dir, the rest is shared."""
+        name = collection_name(name or self.collection)
+        derived = self.collections_dir / self.collection / "library"
+        if name == DEFAULT_COLLECTION:
+            if self.collection != DEFAULT_COLLECTION and self.corpus_dir == derived:
+                raise ValueError(f"these settings are collection {self.collection!r}'s: the default "
+                                 "collection's folders are in the settings they came from")
+            return self if self.collection == name else self.replace(collection=name)
+        root = self.collections_dir / name
+        if (self.collection, self.corpus_dir, self.index_dir) == (name, root / "library", root / "index"):
+            return self
+        return self.replace(collection=name, corpus_dir=root / "library", index_dir=root / "index")
+
+    @property
+    def users_path(self) -> Path:
+        return Path(self.users_file).expanduser() if self.users_file else self.collections_dir / "users.json"
+
     def validate(self) -> None:
+        collection_name(self.collection)
+        if self.max_loaded_collections < 1:
+            raise ValueError("max_loaded_collections must be at least 1")
         if self.chunk_size < 16:
             raise ValueError("chunk_size must be at least 16 tokens")
         if not 0 <= self.chunk_overlap < self.chunk_size:

@@ -349,6 +349,17 @@ def current_generation(index_dir: Path) -> int:
         return 0
 
 
+def saved_counts(index_dir: Path) -> tuple[int, int] | None:
+    """(documents, chunks) of the saved index, read from its manifest alone (nothing loaded);
+    None when there is no readable index."""
+    try:
+        name = (index_dir / CURRENT).read_text().strip()
+        documents = json.loads((index_dir / name / MANIFEST).read_text())["documents"]
+        return len(documents), sum(int(d.get("chunks", 0)) for d in documents.values())
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        return None
+
+
 def _remove_stale(index_dir: Path, keep: str) -> None:
     for entry in index_dir.iterdir():
         if entry.is_dir() and entry.name != keep and entry.name.startswith(("gen-", ".tmp-")):

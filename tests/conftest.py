@@ -41,6 +41,7 @@ def settings_factory(tmp_path_factory: pytest.TempPathFactory):
         base = tmp_path_factory.mktemp(name)
         corpus = base / "library"
         shutil.copytree(SEEDS, corpus)
+        overrides.setdefault("collections_dir", base / "collections")  # never the checkout's
         return Settings.from_env(corpus_dir=corpus, index_dir=base / "index", **overrides)
 
     return make

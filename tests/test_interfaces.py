@@ -108,7 +108,8 @@ def test_readme_python_examples_run(settings_factory):
               if "gradio_client" not in b]  # the HTTP API example needs a server: see test_ui_client
     assert len(blocks) >= 2, "README has python examples"
     settings = settings_factory("readme")
-    env = dict(os.environ, RAG_CORPUS_DIR=str(settings.corpus_dir), RAG_INDEX_DIR=str(settings.index_dir))
+    env = dict(os.environ, RAG_CORPUS_DIR=str(settings.corpus_dir), RAG_INDEX_DIR=str(settings.index_dir),
+               RAG_COLLECTIONS_DIR=str(settings.collections_dir))
     out = subprocess.run([sys.executable, "-c", "\n".join(blocks)], capture_output=True, text=True,
                          env=env, timeout=300, cwd=ROOT)
     assert out.returncode == 0, out.stderr

@@ -16,6 +16,9 @@ from typing import Any
 
 import gradio as gr
 
+from rag.collections import Collections
+from rag.users import Access, Users
+
 from . import render
 from .api import endpoints
 from .handlers import Page
@@ -34,15 +37,25 @@ os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
 
 
-def build(assistant: Any):
-    """The gr.Blocks page (not launched)."""
-    service = Service(assistant)
+def build(assistant: Any, collections: Collections | None = None, access: Access | None = None):
+    """The gr.Blocks page (not launched). `collections` are those the page offers (default:
+    `assistant`'s and the named ones beside it), `access` who may read and change which."""
+    service = Service(assistant, collections, access)
     page = Page(service)
     settings = assistant.settings
     with gr.Blocks(title=TITLE, delete_cache=(3600, 24 * 3600)) as demo:
         turns_state = gr.State([])
-        gr.Markdown(f"## {TITLE}\nAnswers come only from the indexed documents, with citations "
-                    "[1], [2] to the passages they rest on. Everything runs on this machine.")
+        gr.Markdown(f"## {TITLE}\nAnswers come only from the indexed documents of the chosen "
+                    "collection, with citations [1], [2] to the passages they rest on. Everything "
+                    "runs on this machine.")
+        with gr.Row(equal_height=True):
+            # filled per user when the page loads: no collection name is in the page itself
+            collection = gr.Dropdown(choices=[], value=None, label="Collection", scale=3,
+                                     elem_id="rag-collection", interactive=True)
+            new_collection = gr.Textbox(label="New collection", placeholder="a name, e.g. course-papers",
+                                        max_lines=1, scale=2, elem_id="rag-new-collection")
+            create_btn = gr.Button("Create", scale=1, elem_id="rag-create", min_width=80)
+        collection_status = gr.Markdown(elem_id="rag-collection-status")
         with gr.Tabs():
             with gr.Tab("Ask", id="ask"), gr.Row(equal_height=False):
                 with gr.Column(scale=3):
@@ -101,7 +114,7 @@ def build(assistant: Any):
                                       interactive=False, elem_id="rag-doc-text",
                                       buttons=["copy"], visible=False)
 
-        chat_io = dict(inputs=[question, chatbot, turns_state, k],
+        chat_io = dict(inputs=[question, chatbot, turns_state, k, collection],
                        outputs=[chatbot, question, turns_state, sources, source_doc],
                        api_visibility="private", concurrency_id="answer",
                        concurrency_limit=1, show_progress="hidden")
@@ -114,15 +127,23 @@ def build(assistant: Any):
                                       source_text], api_visibility="private", queue=False)
         chatbot.clear(page.on_clear, None, [chatbot, question, turns_state, sources, source_doc,
                                        source_text], api_visibility="private", queue=False)
-        open_btn.click(page.on_open, source_doc, source_text, api_visibility="private")
-        view_btn.click(page.on_open, doc_pick, doc_text, api_visibility="private")
+        open_btn.click(page.on_open, [source_doc, collection], source_text, api_visibility="private")
+        view_btn.click(page.on_open, [doc_pick, collection], doc_text, api_visibility="private")
         docs_table.select(page.on_row, None, doc_pick, api_visibility="private", queue=False)
         library = dict(concurrency_id="library", concurrency_limit=1, api_visibility="private")
-        upload.upload(page.on_upload, upload, [upload_status, docs_table, doc_pick, upload],
+        upload.upload(page.on_upload, [upload, collection],
+                      [upload_status, docs_table, doc_pick, upload],
                       show_progress_on=[upload_status], **library)
-        remove_btn.click(page.on_remove, doc_pick, [doc_status, docs_table, doc_pick, doc_text],
-                         **library)
-        demo.load(page.on_load, None, [docs_table, doc_pick], api_visibility="private")
+        remove_btn.click(page.on_remove, [doc_pick, collection],
+                         [doc_status, docs_table, doc_pick, doc_text], **library)
+        switched = [chatbot, question, turns_state, sources, source_doc, source_text, docs_table,
+                    doc_pick, doc_status, doc_text]
+        collection.input(page.on_switch, collection, switched, api_visibility="private")
+        create = dict(fn=page.on_create, inputs=new_collection,
+                      outputs=[collection_status, collection, new_collection, *switched], **library)
+        create_btn.click(**create)
+        new_collection.submit(**create)
+        demo.load(page.on_start, None, [collection, docs_table, doc_pick], api_visibility="private")
 
         api = endpoints(service)
         gr.api(api["ask"], api_name="ask", concurrency_id="answer", concurrency_limit=1)
@@ -132,6 +153,9 @@ def build(assistant: Any):
         gr.api(api["add_documents"], api_name="add_documents", concurrency_id="library",
                concurrency_limit=1)
         gr.api(api["remove_document"], api_name="remove_document", concurrency_id="library",
+               concurrency_limit=1)
+        gr.api(api["collections"], api_name="collections", concurrency_limit=None)
+        gr.api(api["create_collection"], api_name="create_collection", concurrency_id="library",
                concurrency_limit=1)
     demo.queue(default_concurrency_limit=1, max_size=64)
     return demo
@@ -147,9 +171,13 @@ def temp_dir_for(settings: Any) -> Path:
 
 
 def launch(assistant: Any, host: str = "127.0.0.1", port: int = 7860,
-           auth: tuple[str, str] | None = None, *, max_file_size: str | int | None = None,
-           prevent_thread_lock: bool = False, quiet: bool = False):
-    """Build and start the page; returns the Blocks (stop it with `.close()`)."""
+           auth: tuple[str, str] | Access | None = None, *, max_file_size: str | int | None = None,
+           prevent_thread_lock: bool = False, quiet: bool = False,
+           collections: Collections | None = None):
+    """Build and start the page; returns the Blocks (stop it with `.close()`). `auth` is one
+    login with every right (USER, PASSWORD) or an `Access` over a users file."""
+    if isinstance(auth, tuple):
+        auth = Access(Users.single(*auth))
     folder = temp_dir_for(assistant.settings)
     folder.mkdir(parents=True, exist_ok=True)
     os.environ["GRADIO_TEMP_DIR"] = str(folder)  # read by Gradio when blocks and app are made
@@ -157,11 +185,11 @@ def launch(assistant: Any, host: str = "127.0.0.1", port: int = 7860,
     # load the index and models before the first visitor, and fail early if the index is bad
     assistant.documents()
     _ = assistant.generator
-    demo = build(assistant)
+    demo = build(assistant, collections, auth)
     demo.launch(
         server_name=host,
         server_port=port,
-        auth=auth,
+        auth=auth.login if auth else None,
         auth_message="Log in to ask your documents." if auth else None,
         max_file_size=max_file_size or assistant.settings.upload_max_size,
         prevent_thread_lock=prevent_thread_lock,
@@ -182,12 +210,14 @@ def launch(assistant: Any, host: str = "127.0.0.1", port: int = 7860,
 
 
 def serve(assistant: Any, host: str = "127.0.0.1", port: int = 7860,
-          auth: tuple[str, str] | None = None) -> None:
+          auth: tuple[str, str] | Access | None = None,
+          collections: Collections | None = None) -> None:
     """Serve the page until interrupted (`rag serve`)."""
     if host not in ("127.0.0.1", "localhost", "::1") and not auth:
         log.warning("binding to %s without --auth: anyone who can reach this machine can use "
                     "and change the document library", host)
-    demo = launch(assistant, host, port, auth, prevent_thread_lock=True, quiet=True)
+    demo = launch(assistant, host, port, auth, prevent_thread_lock=True, quiet=True,
+                  collections=collections)
     shown = f"[{host}]" if ":" in host else host
     login = ", login required" if auth else ""
     print(f"The page is on http://{shown}:{port}/ (Ctrl+C to stop{login})", flush=True)

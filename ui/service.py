@@ -10,7 +10,10 @@ from typing import Any
 
 from rag.answer.conversation import QuestionRewriter, as_turns
 from rag.assistant import QuestionError, safe_filename
+from rag.collections import Collections, UnknownCollection
+from rag.config import collection_name
 from rag.schema import Answer
+from rag.users import Access
 
 from . import render
 
@@ -24,12 +27,67 @@ FRIENDLY_ERROR = (
 )
 
 
-class Service:
-    """What the page and the API do, without Gradio: easy to test and to reuse."""
+class ReadOnly(PermissionError):
+    """The user may read this collection but not change it; the message is for the user."""
 
-    def __init__(self, assistant: Any):
+
+class Service:
+    """What the page and the API do, without Gradio: easy to test and to reuse.
+
+    Every call names a collection ('' or None: the server's own) and the logged-in user; a
+    collection the user may not read is answered exactly like one that does not exist."""
+
+    def __init__(self, assistant: Any, collections: Collections | None = None,
+                 access: Access | None = None):
         self.assistant = assistant
+        self.collections = collections or Collections(assistant)
+        self.access = access or Access()
         self._rewriter: QuestionRewriter | None = None
+
+    # -- collections ---------------------------------------------------------------------
+    @property
+    def home(self) -> str:
+        return self.assistant.collection
+
+    def name(self, collection: Any) -> str:
+        """The collection asked for, checked ('' or None: the server's own)."""
+        if collection is None or (isinstance(collection, str) and not collection.strip()):
+            return self.home
+        try:
+            return collection_name(collection)
+        except ValueError:
+            raise UnknownCollection(str(collection)[:80]) from None
+
+    def assistant_for(self, collection: Any, user: str | None = None, write: bool = False) -> Any:
+        """The assistant of a collection the user may read (and change, with `write`)."""
+        name = self.name(collection)
+        if not self.access.can_read(user, name) or not self.collections.exists(name):
+            raise UnknownCollection(name)
+        if write and not self.access.can_write(user, name):
+            raise ReadOnly(f"You may read the collection {name!r} but not change it.")
+        return self.collections.get(name)
+
+    def collection_names(self, user: str | None = None) -> list[str]:
+        return self.access.readable(user, self.collections.names())
+
+    def first_collection(self, user: str | None = None) -> str | None:
+        """The collection a new page starts on: the server's own if the user may read it."""
+        names = self.collection_names(user)
+        return self.home if self.home in names else (names[0] if names else None)
+
+    def collections_info(self, user: str | None = None) -> list[dict[str, Any]]:
+        return [self.collections.info(n).to_dict() for n in self.collection_names(user)]
+
+    def create(self, collection: Any, user: str | None = None) -> str:
+        """Create a collection (the user needs the right to change it); returns its name."""
+        try:
+            name = collection_name(collection)
+        except ValueError as exc:
+            raise QuestionError(str(exc)) from None
+        if not self.access.can_write(user, name):
+            raise ReadOnly(f"You may not create the collection {name!r}.")
+        self.collections.create(name)
+        return name
 
     @property
     def rewriter(self) -> QuestionRewriter:
@@ -44,18 +102,23 @@ class Service:
             value = self.assistant.settings.top_k
         return max(1, min(MAX_K, value))
 
-    def stream(self, question: str, k: Any, history: Any) -> Iterator[tuple[str, Any]]:
-        """("rewrite", Rewrite), then ("draft", text so far)..., then ("answer", Answer)."""
+    def stream(self, question: str, k: Any, history: Any, collection: Any = None,
+               user: str | None = None) -> Iterator[tuple[str, Any]]:
+        """("rewrite", Rewrite), then ("draft", text so far)..., then ("answer", Answer).
+
+        Turns of `history` marked with another collection are left out: a follow-up is never
+        rewritten with what was said about another collection."""
+        assistant = self.assistant_for(collection, user)
         if not isinstance(question, str) or not question.strip():
             raise QuestionError("Please type a question.")
-        turns = as_turns(history)[-HISTORY_TURNS:]
+        turns = as_turns(same_collection(history, assistant.collection))[-HISTORY_TURNS:]
         rewrite = self.rewriter.rewrite(question, turns)
         if rewrite.changed:
             log.info("follow-up %r searched as %r (%s)", question, rewrite.standalone,
                      rewrite.method)
         yield "rewrite", rewrite
         draft = ""
-        for item in self.assistant.stream(rewrite.standalone, self.clamp_k(k)):
+        for item in assistant.stream(rewrite.standalone, self.clamp_k(k)):
             if isinstance(item, Answer):
                 yield "answer", item
             else:
@@ -63,16 +126,30 @@ class Service:
                 yield "draft", draft
 
     # -- documents ---------------------------------------------------------------------
-    def documents(self) -> list[dict[str, Any]]:
+    def documents(self, collection: Any = None, user: str | None = None) -> list[dict[str, Any]]:
         # no "path" key: gradio_client would take the dicts for files to download
         return [{"id": d.id, "title": d.title, "date": d.date, "chunks": d.chunks}
-                for d in self.assistant.documents()]
+                for d in self.assistant_for(collection, user).documents()]
 
-    def table(self) -> list[list[Any]]:
-        return [[d["id"], d["title"], d["date"] or "", d["chunks"]] for d in self.documents()]
+    def table(self, collection: Any = None, user: str | None = None) -> list[list[Any]]:
+        return [[d["id"], d["title"], d["date"] or "", d["chunks"]]
+                for d in self.documents(collection, user)]
 
-    def add(self, paths: list[str], progress: Any = None):
-        report = self.assistant.add([Path(p) for p in paths], progress=progress)
+    def document_text(self, doc_id: str, collection: Any = None, user: str | None = None) -> str:
+        return self.assistant_for(collection, user).document_text(doc_id)
+
+    def remove(self, doc_id: str, collection: Any = None, user: str | None = None) -> bool:
+        return bool(self.assistant_for(collection, user, write=True).remove(doc_id))
+
+    def add(self, paths: list[str], progress: Any = None, collection: Any = None,
+            user: str | None = None):
+        try:
+            assistant = self.assistant_for(collection, user, write=True)
+        except Exception:
+            for path in paths:
+                discard_upload(Path(path))
+            raise
+        report = assistant.add([Path(p) for p in paths], progress=progress)
         # report only on the files given, not on other unreadable files in the library
         given = {Path(p).name for p in paths} | {safe_filename(Path(p).name) for p in paths}
         report.skipped = [s for s in report.skipped if Path(s.path).name in given]
@@ -97,6 +174,23 @@ def api_answer(answer: Answer) -> dict[str, Any]:
             for n, p in enumerate(answer.sources, start=1)
         ],
     }
+
+
+def same_collection(history: Any, collection: str) -> list[Any]:
+    """The turns of `history` that belong to `collection`: a turn that says it was asked in
+    another collection (a dict with "collection") is dropped; unmarked turns are kept."""
+    if not isinstance(history, list | tuple):
+        return []
+    kept = []
+    for turn in history:
+        if isinstance(turn, dict) and turn.get("collection") not in (None, ""):
+            try:
+                if collection_name(str(turn["collection"])) != collection:
+                    continue
+            except ValueError:
+                continue
+        kept.append(turn)
+    return kept
 
 
 def count_questions(chat: list) -> int:

@@ -32,6 +32,7 @@ from typing import Any
 
 import numpy as np
 
+from ..config import DEFAULT_COLLECTION
 from ..filters import Where
 from ..index import Index
 from ..schema import Chunk, Document, Passage
@@ -77,6 +78,17 @@ def milvus_filter(where: Where | None) -> str:
     return " and ".join(parts)
 
 
+def collection_prefix(prefix: str, collection: str) -> str:
+    """The prefix of a rag collection's Milvus collection pair: `prefix` itself for the default
+    collection (as before collections existed), `<prefix>_c_<name>_<hash>` for a named one.
+    Milvus names take no '-', so it becomes '_'; the hash of the exact name keeps `a-b` and
+    `a_b` apart, and no named pair can take the default's names."""
+    if collection == DEFAULT_COLLECTION:
+        return prefix
+    digest = hashlib.sha256(collection.encode()).hexdigest()[:8]
+    return f"{prefix}_c_{collection.replace('-', '_')}_{digest}"
+
+
 class MilvusStore(VectorStore):
     """The chunks collection of one Milvus deployment, seen as a vector store."""
 
@@ -104,7 +116,8 @@ class MilvusStore(VectorStore):
     def options(cls, settings: Any) -> dict[str, Any]:
         """What this store needs from the settings (also recorded in the index config)."""
         uri = settings.milvus_uri or str(settings.index_dir / "milvus.db")
-        return {"uri": uri, "collection": settings.milvus_collection}
+        return {"uri": uri, "collection": collection_prefix(settings.milvus_collection,
+                                                              settings.collection)}
 
     # -- schema ---------------------------------------------------------------------------
     def _ensure_collections(self) -> None:
@@ -255,6 +268,12 @@ class MilvusStore(VectorStore):
 
     def close(self) -> None:
         self.client.close()
+
+    def drop(self) -> None:
+        """Delete both collections from the server (`rag collections delete`)."""
+        with self._lock:
+            for name in (self.chunks_name, self.docs_name):
+                self.client.drop_collection(name)
 
 
 class MilvusIndex(Index):
