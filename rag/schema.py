@@ -22,6 +22,8 @@ class Document:
     """sha256 of the file's bytes: re-indexing skips documents whose hash is unchanged."""
     size: int = 0
     mtime: float = 0.0
+    author: str | None = None
+    """From the file's properties (a Word document's author, an e-mail's sender), when it has them."""
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

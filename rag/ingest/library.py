@@ -4,20 +4,24 @@ loader its suffix names, then the checks every format shares)."""
 from __future__ import annotations
 
 import hashlib
+import logging
+import os
 import re
 from collections.abc import Iterable
 from pathlib import Path
 
 from ..schema import Document, SkippedFile
 from .base import LOADERS, MAX_FILE_BYTES, LoadError, mb, title_from_name
+from .worker import convert
+
+log = logging.getLogger(__name__)
 
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0e-\x1f\x7f]")
 
 
-def load_file(path: Path, doc_id: str | None = None, max_bytes: int = MAX_FILE_BYTES) -> Document:
-    """Read one file into a Document, or raise LoadError with the reason.
-
-    Files over `max_bytes` are refused from their size alone, before a byte is read."""
+def read_file(path: Path, max_bytes: int = MAX_FILE_BYTES) -> tuple[bytes, os.stat_result]:
+    """The bytes of a document file (and its stat), or LoadError; files over `max_bytes` are
+    refused from their size alone, before a byte is read."""
     if path.suffix.lower() not in LOADERS:
         raise LoadError(
             f"unsupported file type {path.suffix or '(none)'!r}; supported: "
@@ -30,15 +34,34 @@ def load_file(path: Path, doc_id: str | None = None, max_bytes: int = MAX_FILE_B
         if stat.st_size > max_bytes:
             raise LoadError(f"file too large ({mb(stat.st_size)}; the limit is {mb(max_bytes)}, "
                             "RAG_MAX_DOCUMENT_MB)")
-        data = path.read_bytes()
+        return path.read_bytes(), stat
     except OSError as exc:
         raise LoadError(f"cannot read the file ({exc.strerror or exc})") from exc
-    text, meta = LOADERS.get(path.suffix.lower())(path, data, max_bytes)
+
+
+def load_file(path: Path, doc_id: str | None = None, max_bytes: int = MAX_FILE_BYTES) -> Document:
+    """Read one file into a Document, or raise LoadError with the reason.
+
+    Files over `max_bytes` are refused from their size alone, before a byte is read; text
+    over `max_bytes` characters is refused too (a small archive can expand to much more)."""
+    data, stat = read_file(path, max_bytes)
+    return to_document(path, doc_id or path.name, data, stat, max_bytes)
+
+
+def to_document(path: Path, doc_id: str, data: bytes, stat: os.stat_result,
+                max_bytes: int = MAX_FILE_BYTES) -> Document:
+    """The Document of a file's bytes, through the loader its suffix names."""
+    text, meta = convert(LOADERS.get(path.suffix.lower()), path, data, max_bytes)
+    if len(text) > max_bytes:
+        raise LoadError(f"the document expands to more than {max_bytes:,} characters of text "
+                        "(limit: RAG_MAX_DOCUMENT_MB)")
     text = _CONTROL.sub(" ", text)  # stray control characters (ANSI escapes, NULs) are not text
     if not text.strip():
         raise LoadError("no text left after extraction")
+    if meta.get("encoding"):
+        log.debug("%s: read as %s", doc_id, meta["encoding"])
     return Document(
-        id=doc_id or path.name,
+        id=doc_id,
         title=meta.get("title") or title_from_name(path),
         path=str(path),
         text=text,
@@ -46,6 +69,7 @@ def load_file(path: Path, doc_id: str | None = None, max_bytes: int = MAX_FILE_B
         content_hash=hashlib.sha256(data).hexdigest(),
         size=stat.st_size,
         mtime=stat.st_mtime,
+        author=meta.get("author") or None,
     )
 
 
