@@ -15,6 +15,7 @@ EXAMPLES = """examples:
   rag ask "Why did Putin travel to Beijing?"
   rag ask --json -k 6 "When did Putin arrive?"
   rag list                          the indexed documents
+  rag list --skipped                the files that could not be indexed, and why
   rag remove NAME.txt               drop a document from the library and the index
   rag serve                         the web page on http://127.0.0.1:7860
   rag eval retrieval --write docs/EVALUATION.md   nDCG@10 etc. on BEIR SciFact
@@ -65,6 +66,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("list", help="list the indexed documents")
     p.add_argument("--json", action="store_true", help="print as JSON")
+    p.add_argument("--skipped", action="store_true",
+                   help="list the library's files that are not indexed, and why")
 
     p = sub.add_parser("remove", help="remove a document from the library and the index")
     p.add_argument("doc_ids", nargs="+", metavar="DOC_ID", help="as shown by `rag list`")
@@ -185,6 +188,14 @@ def _run(args: argparse.Namespace) -> int:
                 raise ValueError("--auth takes USER:PASSWORD")
             auth = (user, password)
         serve(assistant, host=args.host, port=args.port, auth=auth)
+        return 0
+    if args.command == "list" and args.skipped:
+        skipped = assistant.skipped()
+        if args.json:
+            print(json.dumps([s.__dict__ for s in skipped], indent=2, ensure_ascii=False))
+        else:
+            for s in skipped:
+                print(f"{s.path}\t{s.reason}")
         return 0
     if args.command == "list":
         docs = assistant.documents()

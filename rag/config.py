@@ -4,6 +4,7 @@ overridden by explicit arguments."""
 from __future__ import annotations
 
 import os
+import re
 from dataclasses import MISSING, dataclass, field, fields
 from pathlib import Path
 from typing import Any, get_type_hints
@@ -98,6 +99,9 @@ class Settings:
     max_document_mb: int = _opt(
         50, "Larger files (and PDFs whose text expands beyond this many million characters) are "
         "refused with a message, before they are read: memory stays bounded.")
+    ocr_languages: str = _opt(
+        "eng", "Tesseract languages for scanned PDF pages and images, e.g. eng+deu (each needs Debian's "
+        "tesseract-ocr-<lang>; more languages, more time per page).")
     upload_max_size: str = _opt("25mb", "Largest file the web page accepts (Gradio size, e.g. 100mb).")
     threads: int = _opt(help="CPU threads for torch and FAISS.", factory=_default_threads)
 
@@ -146,6 +150,8 @@ class Settings:
             raise ValueError("fusion must be rrf or convex")
         if not 0 <= self.dense_weight <= 1:
             raise ValueError("dense_weight must be between 0 and 1")
+        if not re.fullmatch(r"[A-Za-z_]+(\+[A-Za-z_]+)*", self.ocr_languages):
+            raise ValueError("ocr_languages must be tesseract language codes joined by +, like eng+deu")
         if self.generator_timeout <= 0 or self.generator_retries < 0:
             raise ValueError("generator_timeout must be positive and generator_retries at least 0")
 

@@ -120,6 +120,9 @@ class IndexReport:
     removed: list[str] = field(default_factory=list)
     unchanged: list[str] = field(default_factory=list)
     skipped: list[SkippedFile] = field(default_factory=list)
+    """Files that cannot be indexed, new or changed since they were last reported."""
+    skipped_before: list[SkippedFile] = field(default_factory=list)
+    """Files skipped for the same reason at an earlier scan and unchanged since: not repeated."""
     chunks_embedded: int = 0
     chunks_resumed: int = 0
     """Chunks whose vectors an interrupted run had already made (rag/ingest/resume.py)."""
@@ -141,4 +144,6 @@ class IndexReport:
             parts.append(f"{self.chunks_resumed} chunks resumed")
         if self.skipped:
             parts.append(f"{len(self.skipped)} skipped")
+        if self.skipped_before:
+            parts.append(f"{len(self.skipped_before)} still skipped (rag list --skipped)")
         return ", ".join(parts)

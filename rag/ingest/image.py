@@ -6,7 +6,7 @@ from __future__ import annotations
 import io
 from pathlib import Path
 
-from . import ocr
+from .ocr import MAX_PIXELS, progress, read, require
 from .archive import not_this_kind
 from .base import LOADERS, MAX_FILE_BYTES, LoadError, isolated, quiet
 from .blocks import Blocks, described
@@ -30,22 +30,22 @@ def load_image(path: Path, data: bytes, limit: int = MAX_FILE_BYTES) -> tuple[st
         raise LoadError(f"not a readable image ({described(exc)})") from exc
     with image:
         width, height = image.size
-        if width * height > ocr.MAX_PIXELS:
+        if width * height > MAX_PIXELS:
             raise LoadError(f"the image is {width:,} x {height:,} pixels, more than the "
-                            f"{ocr.MAX_PIXELS:,} OCR reads (a decompression bomb?)")
+                            f"{MAX_PIXELS:,} OCR reads (a decompression bomb?)")
         frames = min(getattr(image, "n_frames", 1), MAX_FRAMES)
-        ocr.require()
+        require()
         out = Blocks(limit)
         for number in range(frames):
             if frames > 1:
-                ocr.progress(path.name, number + 1, number + 1, frames)
+                progress(path.name, number + 1, number + 1, frames)
             try:
                 image.seek(number)
                 image.load()
                 page = image.copy()
             except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as exc:
                 raise LoadError(f"a damaged or truncated image ({described(exc)})") from exc
-            out.add(ocr.read(page))
+            out.add(read(page))
     if not out.parts:
         raise LoadError("OCR found no text in the image")
     return out.text(), {}

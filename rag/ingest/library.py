@@ -4,11 +4,14 @@ loader its suffix names, then the checks every format shares)."""
 from __future__ import annotations
 
 import hashlib
+import json
 import logging
 import os
 import re
-from collections.abc import Iterable
+import tempfile
+from collections.abc import Callable, Iterable
 from pathlib import Path
+from typing import Any
 
 from ..schema import Document, SkippedFile
 from .base import LOADERS, MAX_FILE_BYTES, LoadError, mb, title_from_name
@@ -113,3 +116,75 @@ def file_hash(path: Path) -> str:
         for block in iter(lambda: fh.read(1 << 20), b""):
             digest.update(block)
     return digest.hexdigest()
+
+
+class SkipLog:
+    """Files of the library that could not be indexed, with their size, mtime and reason, kept
+    in the index folder (`skipped.json`): a file is reported when it is new or has changed, and
+    a later scan passes over it quietly (and without reading it) until it changes again, so
+    `rag ask` does not repeat "skipped empty.md" question after question. `rag list --skipped`
+    shows them all."""
+
+    FILE = "skipped.json"
+
+    def __init__(self, folder: Path | None):
+        """`folder`: the index folder; None keeps the list in memory only."""
+        self.path = folder / self.FILE if folder is not None else None
+        self.entries: dict[str, dict[str, Any]] = {}
+        self._changed = False
+        if self.path is None:
+            return
+        try:
+            raw = json.loads(self.path.read_text(encoding="utf-8"))
+            if isinstance(raw, dict):
+                self.entries = {str(k): v for k, v in raw.items()
+                                if isinstance(v, dict) and isinstance(v.get("reason"), str)}
+        except (OSError, ValueError):
+            pass  # none yet, or unreadable: files are reported again, nothing worse
+
+    def known(self, doc_id: str, path: Path) -> str | None:
+        """The reason given before, if the file is unchanged since (same size and mtime)."""
+        entry = self.entries.get(doc_id)
+        if entry is None:
+            return None
+        try:
+            st = path.stat()
+        except OSError:
+            return None
+        if entry.get("size") == st.st_size and entry.get("mtime") == st.st_mtime:
+            return entry["reason"]
+        return None
+
+    def note(self, doc_id: str, path: Path, reason: str) -> None:
+        try:
+            st = path.stat()
+            entry = {"size": st.st_size, "mtime": st.st_mtime, "reason": reason}
+        except OSError:
+            entry = {"reason": reason}
+        if self.entries.get(doc_id) != entry:
+            self.entries[doc_id] = entry
+            self._changed = True
+
+    def keep_only(self, doc_ids: Iterable[str], within: Callable[[str], bool] | None = None) -> None:
+        """Forget the files that were read since or are gone (of those `within` selects)."""
+        keep = set(doc_ids)
+        for doc_id in list(self.entries):
+            if doc_id not in keep and (within is None or within(doc_id)):
+                del self.entries[doc_id]
+                self._changed = True
+
+    def save(self) -> None:
+        if not self._changed or self.path is None or not self.path.parent.is_dir():
+            return
+        fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".json", dir=self.path.parent)
+        try:
+            with os.fdopen(fd, "w", encoding="utf-8") as fh:
+                json.dump(self.entries, fh, ensure_ascii=False, indent=1, sort_keys=True)
+            os.replace(tmp, self.path)
+            self._changed = False
+        except OSError as exc:  # a read-only index folder costs the quiet re-scans, not the run
+            Path(tmp).unlink(missing_ok=True)
+            log.debug("could not keep the list of skipped files (%s)", exc)
+
+    def items(self) -> list[SkippedFile]:
+        return [SkippedFile(doc_id, e["reason"]) for doc_id, e in sorted(self.entries.items())]

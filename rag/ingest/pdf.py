@@ -9,7 +9,7 @@ import math
 from pathlib import Path
 from typing import Any
 
-from . import ocr
+from .ocr import DPI, MAX_PIXELS, progress, read, require
 from .base import LOADERS, MAX_FILE_BYTES, LoadError, isolated, mb, quiet, split_header
 from .blocks import described
 
@@ -81,7 +81,7 @@ def _pdf_text(reader: Any, limit: int, budget: int, data: bytes, name: str) -> t
     has_text = any(p.strip() for i, p in enumerate(pages) if i not in scans)
     if scans:
         try:
-            ocr.require()
+            require()
         except LoadError as exc:
             if not has_text:
                 raise
@@ -113,7 +113,7 @@ def _has_images(page: Any) -> bool:
 
 
 def _read_scans(data: bytes, scans: list[int], pages: list[str], size: int, limit: int, name: str) -> int:
-    """OCR the pages in `scans` (rendered by pypdfium2 at ocr.DPI, scaled down to ocr.MAX_PIXELS)."""
+    """OCR the pages in `scans` (rendered by pypdfium2 at DPI, scaled down to MAX_PIXELS)."""
     import pypdfium2 as pdfium
 
     try:
@@ -122,19 +122,19 @@ def _read_scans(data: bytes, scans: list[int], pages: list[str], size: int, limi
         raise LoadError(f"the PDF's scanned pages cannot be rendered ({described(exc)})") from exc
     try:
         for done, number in enumerate(scans, start=1):
-            ocr.progress(name, number + 1, done, len(scans))
+            progress(name, number + 1, done, len(scans))
             page = document[number]
             try:
                 width, height = page.get_size()
-                scale = ocr.DPI / 72
-                if width * height * scale * scale > ocr.MAX_PIXELS:
-                    scale = math.sqrt(ocr.MAX_PIXELS / max(1.0, width * height))
+                scale = DPI / 72
+                if width * height * scale * scale > MAX_PIXELS:
+                    scale = math.sqrt(MAX_PIXELS / max(1.0, width * height))
                 image = page.render(scale=scale, grayscale=True).to_pil()
             except pdfium.PdfiumError as exc:
                 raise LoadError(f"page {number + 1} of the PDF cannot be rendered ({described(exc)})") from exc
             finally:
                 page.close()
-            pages[number] = ocr.read(image)
+            pages[number] = read(image)
             size += len(pages[number])
             if size > limit:
                 raise LoadError(f"the PDF expands to more than {limit:,} characters of text "

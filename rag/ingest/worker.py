@@ -63,11 +63,11 @@ class Worker:
         self._used = 0.0
 
     def convert(self, loader: Loader, path: Path, data: bytes, limit: int) -> tuple[str, dict[str, str]]:
-        from . import ocr
+        from .ocr import languages
 
         cpu = cpu_budget(len(data))
         request = {"module": loader.__module__, "suffix": path.suffix.lower(), "path": str(path),
-                   "size": len(data), "limit": limit, "cpu": cpu, "ocr_languages": ocr.languages()}
+                   "size": len(data), "limit": limit, "cpu": cpu, "ocr_languages": languages()}
         with self._lock:
             proc = self._ready()
             try:
@@ -211,10 +211,10 @@ def _limit_cpu(seconds: float) -> None:
 
 
 def _run(request: dict[str, Any], data: bytes) -> dict[str, Any]:
-    from . import ocr
+    from .ocr import configure
 
     try:
-        ocr.configure(request.get("ocr_languages"))
+        configure(request.get("ocr_languages"))
         importlib.import_module(request["module"])
         loader = LOADERS.get(request["suffix"])
         text, meta = loader(Path(request["path"]), data, int(request["limit"]))
