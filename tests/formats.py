@@ -276,47 +276,58 @@ def rezip(source: bytes, replace: dict[str, bytes], *, stored: set[str] = frozen
     return out.getvalue()
 
 
-def sample_bytes(write: Callable[[Path], None], tmp: Path, name: str) -> bytes:
-    path = tmp / name
-    write(path)
-    return path.read_bytes()
+def sample_bytes(write: Callable[[Path], None], suffix: str) -> bytes:
+    """The bytes a sample writer makes (in a temporary folder)."""
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as folder:
+        path = Path(folder) / f"sample{suffix}"
+        write(path)
+        return path.read_bytes()
 
 
-def docx_with_body(tmp: Path, body: bytes) -> bytes:
+def docx_with_body(body: bytes) -> bytes:
     """A real python-docx file whose word/document.xml is `body`."""
-    return rezip(sample_bytes(write_docx, tmp, "base.docx"), {"word/document.xml": body})
+    return rezip(sample_bytes(write_docx, ".docx"), {"word/document.xml": body})
 
 
 W = b'xmlns:w="http://schemas.openxmlformats.org/wordprocessingml/2006/main"'
 
 
-def docx_bomb(tmp: Path, size: int = 300_000_000) -> bytes:
+def docx_paragraphs(paragraphs: list[bytes]) -> bytes:
+    runs = b"".join(b"<w:p><w:r><w:t>" + p + b"</w:t></w:r></w:p>" for p in paragraphs)
+    return docx_with_body(b"<?xml version='1.0'?><w:document " + W + b"><w:body>" + runs +
+                          b"</w:body></w:document>")
+
+
+def docx_bomb(size: int = 120_000_000) -> bytes:
     """document.xml of `size` bytes of one repeated paragraph: a few hundred KB zipped."""
-    para = b"<w:p><w:r><w:t>" + b"lol " * 250 + b"</w:t></w:r></w:p>"
-    body = b"<?xml version='1.0'?><w:document " + W + b"><w:body>" + para * (size // len(para)) + \
-        b"</w:body></w:document>"
-    return docx_with_body(tmp, body)
+    para = b"lol " * 250
+    return docx_paragraphs([para] * (size // (len(para) + 30)))
 
 
-def docx_deep(tmp: Path, depth: int) -> bytes:
+def docx_deep(depth: int) -> bytes:
     body = (b"<?xml version='1.0'?><w:document " + W + b"><w:body>" + b"<w:p>" * depth
             + b"</w:p>" * depth + b"</w:body></w:document>")
-    return docx_with_body(tmp, body)
+    return docx_with_body(body)
 
 
-def docx_billion_laughs(tmp: Path) -> bytes:
-    entities = b'<!ENTITY lol "lol">' + b"".join(
-        b'<!ENTITY lol%d "%s">' % (i, (b"&lol%d;" % (i - 1) if i > 1 else b"&lol;") * 10) for i in range(1, 10))
-    body = (b"<?xml version='1.0'?><!DOCTYPE w:document [" + entities + b"]><w:document " + W +
-            b"><w:body><w:p><w:r><w:t>&lol9;</w:t></w:r></w:p></w:body></w:document>")
-    return docx_with_body(tmp, body)
+def _laughs(name: bytes, text: bytes, levels: int) -> bytes:
+    return b'<!ENTITY %s0 "%s">' % (name, text) + b"".join(
+        b'<!ENTITY %s%d "%s">' % (name, i, (b"&%s%d;" % (name, i - 1)) * 10) for i in range(1, levels + 1))
 
 
-def docx_external_entity(tmp: Path, target: Path) -> bytes:
+def docx_billion_laughs() -> bytes:
+    body = (b"<?xml version='1.0'?><!DOCTYPE w:document [" + _laughs(b"lol", b"lol", 9) + b"]><w:document "
+            + W + b"><w:body><w:p><w:r><w:t>&lol9;</w:t></w:r></w:p></w:body></w:document>")
+    return docx_with_body(body)
+
+
+def docx_external_entity(target: Path) -> bytes:
     body = (b"<?xml version='1.0'?><!DOCTYPE w:document [<!ENTITY xxe SYSTEM \"file://"
-            + str(target).encode() + b"\">]><w:document " + W + b"><w:body><w:p><w:r><w:t>Harbour notes "
-            b"&xxe; end</w:t></w:r></w:p></w:body></w:document>")
-    return docx_with_body(tmp, body)
+            + str(target).encode() + b"\">]><w:document " + W + b"><w:body><w:p><w:r><w:t>The harbour "
+            b"master keeps the tide tables &xxe; in the office.</w:t></w:r></w:p></w:body></w:document>")
+    return docx_with_body(body)
 
 
 def overlapping_zip() -> bytes:
@@ -326,21 +337,20 @@ def overlapping_zip() -> bytes:
         z.writestr("[Content_Types].xml", b"<Types/>")
         z.writestr("word/document.xml", b"<w:document " + W + b"/>")
     data = bytearray(out.getvalue())
-    # point the second entry's local header offset at the first entry's
-    cd = data.rfind(b"PK\x01\x02")
+    cd = data.rfind(b"PK\x01\x02")  # the second entry's local header offset -> the first's
     data[cd + 42:cd + 46] = (0).to_bytes(4, "little")
     return bytes(data)
 
 
-def xlsx_bomb(tmp: Path, rows: int = 2_000_000) -> bytes:
+def xlsx_bomb(rows: int = 2_000_000) -> bytes:
     row = b'<row><c t="inlineStr"><is><t>bomb</t></is></c></row>'
     sheet = (b'<?xml version="1.0"?><worksheet xmlns="http://schemas.openxmlformats.org/spreadsheetml/'
              b'2006/main"><sheetData>' + row * rows + b"</sheetData></worksheet>")
-    return rezip(sample_bytes(write_xlsx, tmp, "base.xlsx"), {"xl/worksheets/sheet1.xml": sheet})
+    return rezip(sample_bytes(write_xlsx, ".xlsx"), {"xl/worksheets/sheet1.xml": sheet})
 
 
-def odt_bomb(tmp: Path, size: int = 200_000_000) -> bytes:
-    source = sample_bytes(write_odt, tmp, "base.odt")
+def odt_bomb(size: int = 120_000_000) -> bytes:
+    source = sample_bytes(write_odt, ".odt")
     with zipfile.ZipFile(io.BytesIO(source)) as z:
         content = z.read("content.xml")
     para = b"<text:p>" + b"lol " * 250 + b"</text:p>"
@@ -348,15 +358,13 @@ def odt_bomb(tmp: Path, size: int = 200_000_000) -> bytes:
     return rezip(source, {"content.xml": content}, stored={"mimetype"})
 
 
-def epub_billion_laughs_opf(tmp: Path) -> bytes:
-    source = sample_bytes(write_epub, tmp, "base.epub")
+def epub_billion_laughs_opf() -> bytes:
+    source = sample_bytes(write_epub, ".epub")
     with zipfile.ZipFile(io.BytesIO(source)) as z:
         opf_name = next(n for n in z.namelist() if n.endswith(".opf"))
         opf = z.read(opf_name)
-    entities = b'<!ENTITY a "aaaaaaaaaa">' + b"".join(
-        b'<!ENTITY a%d "%s">' % (i, (b"&a%d;" % (i - 1) if i > 1 else b"&a;") * 10) for i in range(1, 9))
-    opf = opf.replace(b"?>", b"?><!DOCTYPE package [" + entities + b"]>", 1).replace(
-        b"Stories of the Fjord", b"&a8;")
+    opf = opf.replace(b"?>", b"?><!DOCTYPE package [" + _laughs(b"a", b"aaaaaaaaaa", 8) + b"]>", 1)
+    opf = opf.replace(b"Stories of the Fjord", b"&a8;")
     return rezip(source, {opf_name: opf}, stored={"mimetype"})
 
 
@@ -368,7 +376,40 @@ def png_bomb() -> bytes:
     def chunk(kind: bytes, body: bytes) -> bytes:
         return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
 
-    row = b"\x00" + b"\xff" * 5000  # compressible rows; the header is what counts
-    data = zlib.compress(row * 200, 9)
+    data = zlib.compress((b"\x00" + b"\xff" * 5000) * 200, 9)
     return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", 40000, 40000, 8, 0, 0, 0, 0))
             + chunk(b"IDAT", data) + chunk(b"IEND", b""))
+
+
+def blank_png() -> bytes:
+    from PIL import Image
+
+    out = io.BytesIO()
+    Image.new("L", (800, 600), 255).save(out, format="PNG")
+    return out.getvalue()
+
+
+def png_bytes() -> bytes:
+    return sample_bytes(write_png, ".png")
+
+
+# -- converters that misbehave (for the worker's limits) ------------------------------------------
+def spin_loader(path: Path, data: bytes, limit: int):
+    """A converter caught in a loop."""
+    while True:
+        pass
+
+
+def hog_loader(path: Path, data: bytes, limit: int):
+    """A converter that wants all the memory there is."""
+    blocks = []
+    while True:
+        blocks.append(bytes(256 << 20))  # calloc: address space, not resident memory
+
+
+def crash_loader(path: Path, data: bytes, limit: int):
+    """A converter whose native code crashes."""
+    import os
+    import signal
+
+    os.kill(os.getpid(), signal.SIGSEGV)

@@ -42,8 +42,16 @@ MAGIC = (
     (b"MM\x00*", "a TIFF image", ".tiff"),
     (b"{\\rtf", "an RTF document", ".rtf"),
     (b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1", "a password-protected or old-format (.doc, .xls, .ppt) "
-     "Office file, which cannot be read", ""),
+     "Office file", ""),
 )
+PACKAGES = (
+    ("word/document.xml", "Word document (.docx)", ".docx"),
+    ("ppt/presentation.xml", "PowerPoint deck (.pptx)", ".pptx"),
+    ("xl/workbook.xml", "Excel workbook (.xlsx)", ".xlsx"),
+    ("META-INF/container.xml", "EPUB e-book (.epub)", ".epub"),
+    ("content.xml", "OpenDocument text (.odt)", ".odt"),
+)
+"""The entry that marks each zip-based format, to name the format a misnamed file really is."""
 
 
 def sniff(data: bytes) -> tuple[str, str] | None:
@@ -60,7 +68,7 @@ def not_this_kind(data: bytes, kind: str) -> LoadError | None:
     if found is None:
         return None
     what, suffix = found
-    advice = f": rename it to {suffix}" if suffix else ""
+    advice = f": rename it to {suffix}" if suffix else ": remove its password or save it in the new format"
     return LoadError(f"this file is {what}, not {a(kind)}{advice}")
 
 
@@ -121,6 +129,12 @@ def package(data: bytes, kind: str, limit: int) -> io.BytesIO:
     if not data.startswith(b"PK"):
         raise not_this_kind(data, kind) or LoadError(f"not {a(kind)}: it is not a zip archive")
     check_zip(data, expansion_limit(limit))
+    with zipfile.ZipFile(io.BytesIO(data)) as zf:
+        names = set(zf.namelist())
+    marks = [(entry, what, suffix) for entry, what, suffix in PACKAGES if entry in names]
+    if marks and not any(what == kind for _, what, _ in marks):
+        _, what, suffix = marks[0]
+        raise LoadError(f"this file is {a(what)}, not {a(kind)}: rename it to {suffix}")
     return io.BytesIO(data)
 
 

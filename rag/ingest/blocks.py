@@ -109,7 +109,7 @@ def properties(title: Any = None, author: Any = None, created: Any = None) -> di
 
 def described(exc: BaseException, limit: int = 200) -> str:
     """An exception as one short line for a skip message: `XMLSyntaxError: Excessive depth...`."""
-    text = " ".join(str(exc).split())
+    text = re.sub(r"'?<_io\.BytesIO object at 0x[0-9a-f]+>'?", "the file", " ".join(str(exc).split()))
     if len(text) > limit:
         text = text[: limit - 1] + "…"
     return f"{type(exc).__name__}: {text}" if text else type(exc).__name__

@@ -8,7 +8,8 @@ what it costs). One worker serves the process, one file at a time, and exits whe
 idle for a minute or when this process ends (its stdin closes). Requests and replies are JSON
 lines (and the file's bytes), never pickle: the worker returns text, not objects.
 
-Run as `python -m rag.ingest.worker`; `convert` below is the client."""
+Run as `python -m rag.ingest.worker`; `convert` below is the client. A loader of your own marked
+`@isolated` runs there too: the worker imports its module (with this process's sys.path)."""
 
 from __future__ import annotations
 
@@ -26,7 +27,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from .base import LOADERS, Loader, LoadError
+from .base import Loader, LoadError
 from .blocks import described
 
 log = logging.getLogger(__name__)
@@ -66,7 +67,7 @@ class Worker:
         from .ocr import languages
 
         cpu = cpu_budget(len(data))
-        request = {"module": loader.__module__, "suffix": path.suffix.lower(), "path": str(path),
+        request = {"module": loader.__module__, "name": loader.__qualname__, "path": str(path),
                    "size": len(data), "limit": limit, "cpu": cpu, "ocr_languages": languages()}
         with self._lock:
             proc = self._ready()
@@ -215,8 +216,7 @@ def _run(request: dict[str, Any], data: bytes) -> dict[str, Any]:
 
     try:
         configure(request.get("ocr_languages"))
-        importlib.import_module(request["module"])
-        loader = LOADERS.get(request["suffix"])
+        loader = getattr(importlib.import_module(request["module"]), request["name"])
         text, meta = loader(Path(request["path"]), data, int(request["limit"]))
         return {"text": text, "meta": {str(k): str(v) for k, v in meta.items()}}
     except LoadError as exc:
