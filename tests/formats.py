@@ -205,7 +205,7 @@ def write_jpg(path: Path) -> None:
 
 def write_tiff(path: Path) -> None:
     first = page_image(["The signal box at Grange", "was staffed until 1979."])
-    second = page_image(["Its levers went to a museum", "in Harrogate."])
+    second = page_image(["The levers of the signal box", "went to a museum in Harrogate."])
     first.save(path, save_all=True, append_images=[second], compression="tiff_lzw")
 
 
@@ -226,7 +226,7 @@ def scan_pdf(image, text_page: str | None = None) -> bytes:
 
 
 def write_scan_pdf(path: Path) -> None:
-    path.write_bytes(scan_pdf(page_image()))
+    path.write_bytes(scan_pdf(page_image(["The mill pond at Ashby", "was drained in 1962", "to build a school."])))
 
 
 def write_mixed_pdf(path: Path) -> None:
@@ -251,7 +251,7 @@ SAMPLES = [
     Sample("ropewalk.jpg", write_jpg, "How long was the ropewalk at Selby?", "300", ocr=True),
     Sample("signalbox.tiff", write_tiff, "Where did the levers of the signal box go?", "Harrogate",
            ocr=True),
-    Sample("weir-scan.pdf", write_scan_pdf, "When was the weir at Millbrook rebuilt?", "1954", ocr=True),
+    Sample("millpond-scan.pdf", write_scan_pdf, "When was the mill pond at Ashby drained?", "1962", ocr=True),
     Sample("hornsea.pdf", write_mixed_pdf, "When was the pier at Hornsea lengthened?", "1921", ocr=True),
 ]
 

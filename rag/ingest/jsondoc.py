@@ -1,6 +1,6 @@
 """JSON and JSON Lines through the standard library: every text, number and boolean leaf as a
-`key.path: value` line (one line per record of a list or a JSON Lines file), so each value
-keeps the name that gives it meaning. A top-level `title`, `author` and `date` (or `created`)
+`key.path: value` line, and each record (an object in a list, a line of a JSON Lines file) as
+one line of them, so each value keeps the name that gives it meaning. A top-level `title`, `author` and `date` (or `created`)
 fill the document's fields."""
 
 from __future__ import annotations
@@ -36,13 +36,28 @@ def load_json(path: Path, data: bytes, limit: int = MAX_FILE_BYTES) -> tuple[str
             if isinstance(value, dict):
                 meta = properties(*(_text(value.get(k)) for k in ("title", "author")),
                                   _text(value.get("date") or value.get("created")))
-            if isinstance(value, list) and value and all(isinstance(v, dict) for v in value):
-                out.extend(", ".join(leaves(record)) for record in value)  # records, one a line
-            else:
-                out.extend(leaves(value))
+            out.extend(lines(value))
     except RecursionError as exc:
         raise LoadError("the JSON is nested too deeply to read") from exc
     return out.text(), meta
+
+
+def lines(value: Any, prefix: str = "") -> Iterator[str]:
+    """One line per fact: a leaf as `a.b.c: value`, a record (an object in a list) as one line
+    of its leaves, `observations: object: Comet Halley, seen_from: Mount Tarn`."""
+    if isinstance(value, dict):
+        for key, inner in value.items():
+            yield from lines(inner, f"{prefix}.{key}" if prefix else str(key))
+    elif isinstance(value, list):
+        for inner in value:
+            if isinstance(inner, dict):
+                record = ", ".join(leaves(inner))
+                if record:
+                    yield f"{prefix}: {record}" if prefix else record
+            else:
+                yield from lines(inner, prefix)
+    else:
+        yield from leaves(value, prefix)
 
 
 def leaves(value: Any, prefix: str = "") -> Iterator[str]:
