@@ -14,8 +14,8 @@ from typing import Any
 from .embed import Embedder
 from .index import Index
 from .ingest import MAX_FILE_BYTES, LoadError, discover, doc_id_for
-from .ingest.library import SkipLog, read_file, to_document
 from .ingest.chunk import Chunker
+from .ingest.library import SkipLog, read_file, to_document
 from .ingest.resume import EmbeddingCheckpoint, embed_resumable
 from .schema import Document, IndexReport, SkippedFile
 

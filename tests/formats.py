@@ -226,7 +226,8 @@ def scan_pdf(image, text_page: str | None = None) -> bytes:
 
 
 def write_scan_pdf(path: Path) -> None:
-    path.write_bytes(scan_pdf(page_image(["The mill pond at Ashby", "was drained in 1962", "to build a school."])))
+    lines = ["The mill pond at Ashby", "was drained in 1962", "to build a school."]
+    path.write_bytes(scan_pdf(page_image(lines)))
 
 
 def write_mixed_pdf(path: Path) -> None:

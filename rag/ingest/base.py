@@ -119,9 +119,9 @@ def title_from_text(text: str) -> str | None:
         return None
     if not any(c.isalpha() for c in first):
         return None
-    if after and not re.fullmatch(r"[=-]{3,}", after):  # not set apart by a blank line
-        if len(first) > 60 or len(first.split()) > 8 or not after[:1].isupper():
-            return None
+    close = after and not re.fullmatch(r"[=-]{3,}", after)  # not set apart by a blank line
+    if close and (len(first) > 60 or len(first.split()) > 8 or not after[:1].isupper()):
+        return None
     return first
 
 

@@ -6,10 +6,10 @@ from __future__ import annotations
 import io
 from pathlib import Path
 
-from .ocr import MAX_PIXELS, progress, read, require
 from .archive import not_this_kind
 from .base import LOADERS, MAX_FILE_BYTES, LoadError, isolated, quiet
 from .blocks import Blocks, described
+from .ocr import MAX_PIXELS, progress, read, require
 
 MAX_FRAMES = 2000
 quiet("PIL")

@@ -1,7 +1,7 @@
 """JSON and JSON Lines through the standard library: every text, number and boolean leaf as a
 `key.path: value` line, and each record (an object in a list, a line of a JSON Lines file) as
-one line of them, so each value keeps the name that gives it meaning. A top-level `title`, `author` and `date` (or `created`)
-fill the document's fields."""
+one line of them, so each value keeps the name that gives it meaning. A top-level `title`,
+`author` and `date` (or `created`) fill the document's fields."""
 
 from __future__ import annotations
 
@@ -32,7 +32,8 @@ def load_json(path: Path, data: bytes, limit: int = MAX_FILE_BYTES) -> tuple[str
             try:
                 value = json.loads(text)
             except json.JSONDecodeError as exc:
-                raise LoadError(f"not valid JSON ({exc.msg} at line {exc.lineno}, column {exc.colno})") from exc
+                where = f"line {exc.lineno}, column {exc.colno}"
+                raise LoadError(f"not valid JSON ({exc.msg} at {where})") from exc
             if isinstance(value, dict):
                 meta = properties(*(_text(value.get(k)) for k in ("title", "author")),
                                   _text(value.get("date") or value.get("created")))

@@ -27,7 +27,7 @@ def load_eml(path: Path, data: bytes, limit: int = MAX_FILE_BYTES) -> tuple[str,
         message = BytesParser(policy=policy.default).parsebytes(data)
         if not isinstance(message, EmailMessage) or not (message.keys() or message.get_payload()):
             raise LoadError("not an e-mail message")
-        if not any(k.lower() in ("from", "to", "subject", "date", "message-id") for k in message.keys()):
+        if not any(k.lower() in ("from", "to", "subject", "date", "message-id") for k in message):
             raise LoadError("not an e-mail message (no From, To, Subject or Date header)")
         out = Blocks(limit)
         head = [f"{name}: {' '.join(str(message[name]).split())}"

@@ -9,9 +9,9 @@ import math
 from pathlib import Path
 from typing import Any
 
-from .ocr import DPI, MAX_PIXELS, progress, read, require
 from .base import LOADERS, MAX_FILE_BYTES, LoadError, isolated, mb, quiet, split_header
 from .blocks import described
+from .ocr import DPI, MAX_PIXELS, progress, read, require
 
 log = logging.getLogger(__name__)
 quiet("pypdf")
@@ -131,7 +131,8 @@ def _read_scans(data: bytes, scans: list[int], pages: list[str], size: int, limi
                     scale = math.sqrt(MAX_PIXELS / max(1.0, width * height))
                 image = page.render(scale=scale, grayscale=True).to_pil()
             except pdfium.PdfiumError as exc:
-                raise LoadError(f"page {number + 1} of the PDF cannot be rendered ({described(exc)})") from exc
+                raise LoadError(f"page {number + 1} of the PDF cannot be rendered "
+                                f"({described(exc)})") from exc
             finally:
                 page.close()
             pages[number] = read(image)

@@ -14,6 +14,7 @@ Run as `python -m rag.ingest.worker`; `convert` below is the client. A loader of
 from __future__ import annotations
 
 import atexit
+import contextlib
 import importlib
 import json
 import logging
@@ -89,7 +90,8 @@ class Worker:
 
     def _ready(self) -> subprocess.Popen[bytes]:
         proc = self._proc
-        if proc is not None and (proc.poll() is not None or time.monotonic() - self._used > IDLE_SECONDS - 10):
+        stale = time.monotonic() - self._used > IDLE_SECONDS - 10
+        if proc is not None and (proc.poll() is not None or stale):
             self._stop()  # exited, or about to exit on its own idle timeout
             proc = None
         if proc is None:
@@ -162,10 +164,8 @@ def main() -> int:
 
     replies = os.fdopen(os.dup(1), "w", encoding="utf-8")
     os.dup2(2, 1)  # what a library prints goes to stderr, not into the replies
-    try:
+    with contextlib.suppress(ValueError, OSError):
         resource.setrlimit(resource.RLIMIT_AS, (MEMORY_BYTES, MEMORY_BYTES))
-    except (ValueError, OSError):
-        pass
     lock = threading.Lock()
 
     def send(message: dict[str, Any]) -> None:
@@ -205,10 +205,8 @@ def _limit_cpu(seconds: float) -> None:
     _, hard = resource.getrlimit(resource.RLIMIT_CPU)
     if hard != resource.RLIM_INFINITY:
         soft = min(soft, hard)
-    try:
+    with contextlib.suppress(ValueError, OSError):
         resource.setrlimit(resource.RLIMIT_CPU, (soft, hard))
-    except (ValueError, OSError):
-        pass
 
 
 def _run(request: dict[str, Any], data: bytes) -> dict[str, Any]:
