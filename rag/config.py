@@ -97,8 +97,9 @@ class Settings:
     evidence_sentences: int = _opt(2, "Sentences of evidence given to the generator.")
     max_question_chars: int = _opt(1000, "Longer questions are cut to this many characters.")
     max_document_mb: int = _opt(
-        50, "Larger files (and PDFs whose text expands beyond this many million characters) are "
-        "refused with a message, before they are read: memory stays bounded.")
+        50, "Larger files are refused with a message, before they are read, and so are documents "
+        "whose text expands beyond this many million characters (a PDF, a zipped .docx, a "
+        "spreadsheet): memory stays bounded.")
     ocr_languages: str = _opt(
         "eng", "Tesseract languages for scanned PDF pages and images, e.g. eng+deu (each needs Debian's "
         "tesseract-ocr-<lang>; more languages, more time per page).")
