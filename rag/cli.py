@@ -189,21 +189,14 @@ def _run(args: argparse.Namespace) -> int:
             auth = (user, password)
         serve(assistant, host=args.host, port=args.port, auth=auth)
         return 0
-    if args.command == "list" and args.skipped:
-        skipped = assistant.skipped()
-        if args.json:
-            print(json.dumps([s.__dict__ for s in skipped], indent=2, ensure_ascii=False))
-        else:
-            for s in skipped:
-                print(f"{s.path}\t{s.reason}")
-        return 0
     if args.command == "list":
-        docs = assistant.documents()
+        rows = assistant.skipped() if args.skipped else assistant.documents()
         if args.json:
-            print(json.dumps([d.__dict__ for d in docs], indent=2, ensure_ascii=False))
+            print(json.dumps([r.__dict__ for r in rows], indent=2, ensure_ascii=False))
         else:
-            for d in docs:
-                print(f"{d.id}\t{d.date or '-'}\t{d.chunks} chunks\t{d.title}")
+            for r in rows:
+                print(f"{r.path}\t{r.reason}" if args.skipped
+                      else f"{r.id}\t{r.date or '-'}\t{r.chunks} chunks\t{r.title}")
         return 0
     if args.command == "remove":
         missing = [doc_id for doc_id in args.doc_ids if not assistant.remove(doc_id)]

@@ -183,11 +183,14 @@ def test_the_page_upload_reads_every_format(library: Path, settings_factory, ass
 
 
 @needs_ocr
-def test_a_scanned_one_page_pdf_is_answered_from(fresh: Assistant, tmp_path: Path):
+def test_a_scanned_one_page_pdf_is_answered_from(fresh: Assistant, tmp_path: Path, caplog):
     formats.write_scan_pdf(tmp_path / "millpond-scan.pdf")
     fresh.documents()
-    report = fresh.add([tmp_path / "millpond-scan.pdf"])
+    with caplog.at_level(logging.INFO, logger="rag.ingest.ocr"):
+        report = fresh.add([tmp_path / "millpond-scan.pdf"])
     assert report.added == ["millpond-scan.pdf"], report.skipped
+    # progress per page, and the page read once: the check before copying is not repeated
+    assert caplog.text.count("millpond-scan.pdf: reading page 1 by OCR") == 1, caplog.text
     answer = fresh.ask("When was the mill pond at Ashby drained?")
     assert "1962" in answer.text and answer.sources[0].doc_id == "millpond-scan.pdf"
 
