@@ -19,6 +19,7 @@ import importlib
 import json
 import logging
 import os
+import queue
 import select
 import signal
 import subprocess
@@ -61,6 +62,7 @@ class Worker:
 
     def __init__(self) -> None:
         self._proc: subprocess.Popen[bytes] | None = None
+        self._lines: queue.Queue[bytes] = queue.Queue()
         self._lock = threading.Lock()
         self._used = 0.0
 
@@ -103,16 +105,22 @@ class Worker:
                                     env=env, close_fds=True)
             self._proc = proc
             self._used = time.monotonic()
+            # replies are read on a thread: a select() on the pipe would miss lines that the
+            # reader already holds in its buffer
+            self._lines = queue.Queue()
+            threading.Thread(target=_pump, args=(proc.stdout, self._lines), daemon=True,
+                             name="rag-convert-replies").start()
         return proc
 
     def _reply(self, proc: subprocess.Popen[bytes], cpu: float) -> tuple[str, dict[str, str]]:
         assert proc.stdout is not None
         deadline = time.monotonic() + 3 * cpu + 60  # a worker that waits on something, not computes
         while True:
-            if not select.select([proc.stdout], [], [], max(0.0, deadline - time.monotonic()))[0]:
+            try:
+                line = self._lines.get(timeout=max(0.0, deadline - time.monotonic()))
+            except queue.Empty:
                 self._stop()
-                raise LoadError(f"reading it took longer than {3 * cpu + 60:.0f} s and was stopped")
-            line = proc.stdout.readline()
+                raise LoadError(f"reading it took longer than {3 * cpu + 60:.0f} s and was stopped") from None
             if not line:
                 raise LoadError(self._death())
             message = json.loads(line)
@@ -152,6 +160,13 @@ class Worker:
     def close(self) -> None:
         with self._lock:
             self._stop()
+
+
+def _pump(stream: Any, lines: queue.Queue[bytes]) -> None:
+    """Every line the worker writes, then b"" when it has gone."""
+    for line in iter(stream.readline, b""):
+        lines.put(line)
+    lines.put(b"")
 
 
 _WORKER = Worker()
