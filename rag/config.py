@@ -122,8 +122,12 @@ class Settings:
     evidence_sentences: int = _opt(2, "Sentences of evidence given to the generator.")
     max_question_chars: int = _opt(1000, "Longer questions are cut to this many characters.")
     max_document_mb: int = _opt(
-        50, "Larger files (and PDFs whose text expands beyond this many million characters) are "
-        "refused with a message, before they are read: memory stays bounded.")
+        50, "Larger files are refused with a message, before they are read, and so are documents "
+        "whose text expands beyond this many million characters (a PDF, a zipped .docx, a "
+        "spreadsheet): memory stays bounded.")
+    ocr_languages: str = _opt(
+        "eng", "Tesseract languages for scanned PDF pages and images, e.g. eng+deu (each needs Debian's "
+        "tesseract-ocr-<lang>; more languages, more time per page).")
     upload_max_size: str = _opt("25mb", "Largest file the web page accepts (Gradio size, e.g. 100mb).")
     threads: int = _opt(help="CPU threads for torch and FAISS.", factory=_default_threads)
 
@@ -196,6 +200,8 @@ class Settings:
             raise ValueError("fusion must be rrf or convex")
         if not 0 <= self.dense_weight <= 1:
             raise ValueError("dense_weight must be between 0 and 1")
+        if not re.fullmatch(r"[A-Za-z_]+(\+[A-Za-z_]+)*", self.ocr_languages):
+            raise ValueError("ocr_languages must be tesseract language codes joined by +, like eng+deu")
         if self.generator_timeout <= 0 or self.generator_retries < 0:
             raise ValueError("generator_timeout must be positive and generator_retries at least 0")
 

@@ -12,6 +12,9 @@ Layout of the index folder::
         documents.jsonl  one document per line (title, path, date, hash; where its text lies)
         document_texts.bin
 
+Beside the generations, `skipped.json` lists the library's files that could not be read, with
+their size and mtime, so that later scans pass over them quietly (rag/ingest/library.py).
+
 A save writes a new generation in a temporary folder, renames it into place, then swaps
 CURRENT: a crash at any moment leaves the previous or the new snapshot, never a mix.
 

@@ -3,16 +3,19 @@
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from contextlib import AbstractContextManager
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 from .embed import Embedder
 from .index import Index
-from .ingest import MAX_FILE_BYTES, LoadError, discover, doc_id_for, load_file
+from .ingest import MAX_FILE_BYTES, LoadError, discover, doc_id_for
 from .ingest.chunk import Chunker
+from .ingest.library import SkipLog, read_file, to_document
 from .ingest.resume import EmbeddingCheckpoint, embed_resumable
 from .schema import Document, IndexReport, SkippedFile
 
@@ -64,6 +67,8 @@ class Indexer:
         guard: AbstractContextManager[Any] | None = None,
         checkpoint: EmbeddingCheckpoint | None = None,
         shard: Callable[[str], bool] | None = None,
+        skips: SkipLog | None = None,
+        converted: Iterable[Document] | None = None,
     ) -> tuple[Index, IndexReport]:
         """Bring `index` (or a new one) in line with the files under `root` (only the documents
         `shard` selects, when given: parallel workers each take one shard).
@@ -71,7 +76,9 @@ class Indexer:
         Reading, chunking and embedding happen first; the index is changed only at the end,
         inside `guard` (a lock that searches also take), so questions are answered meanwhile.
         With a `checkpoint`, vectors are kept per document as they are made, and those of an
-        interrupted run are reused."""
+        interrupted run are reused. `skips` remembers the files that could not be read, so an
+        unchanged one is not read nor reported again (report.skipped_before); `converted` holds
+        documents just read from the same bytes, which are not converted twice."""
         report = IndexReport()
         if index is not None:
             report.rebuilt_because = self.rebuild_reason(index)
@@ -80,7 +87,12 @@ class Indexer:
                 index = None
         index = index or self.new_index()
 
-        paths, report.skipped = discover(root)
+        paths, unsupported = discover(root)
+        skips = skips if skips is not None else SkipLog(None)
+        for item in unsupported:
+            if shard is None or shard(item.path):
+                self._skip(report, skips, item.path, root / item.path, item.reason)
+        converted = {d.content_hash: d for d in converted or ()}
         present: set[str] = set()
         to_embed: list[Document] = []
         for path in paths:
@@ -92,18 +104,30 @@ class Indexer:
             if old is not None and _same_stat(old, path):
                 report.unchanged.append(doc_id)
                 continue
+            reason = skips.known(doc_id, path)
+            if reason is not None:  # reported before, unchanged since: not read again
+                report.skipped_before.append(SkippedFile(doc_id, reason))
+                continue
             try:
-                doc = load_file(path, doc_id, self.max_bytes)
+                data, stat = read_file(path, self.max_bytes)
+                digest = hashlib.sha256(data).hexdigest()
+                if old is not None and old.content_hash == digest:  # touched, not changed
+                    old.size, old.mtime = stat.st_size, stat.st_mtime
+                    report.unchanged.append(doc_id)
+                    continue
+                if digest in converted:  # read moments ago (Assistant.add checks files first)
+                    doc = replace(converted[digest], id=doc_id, path=str(path), size=stat.st_size,
+                                  mtime=stat.st_mtime)
+                else:
+                    doc = to_document(path, doc_id, data, stat, self.max_bytes)
             except LoadError as exc:
                 note = f"{exc}" + ("; kept the previously indexed version" if old else "")
-                report.skipped.append(SkippedFile(doc_id, note))
-                continue
-            if old is not None and old.content_hash == doc.content_hash:
-                old.size, old.mtime = doc.size, doc.mtime
-                report.unchanged.append(doc_id)
+                self._skip(report, skips, doc_id, path, note)
                 continue
             (report.updated if old is not None else report.added).append(doc_id)
             to_embed.append(doc)
+        skips.keep_only([s.path for s in report.skipped + report.skipped_before],
+                        within=shard)
 
         report.removed = [d for d in index.documents if d not in present and index.owns(d, root)
                           and (shard is None or shard(d))]
@@ -132,6 +156,15 @@ class Indexer:
         for skipped in report.skipped:
             log.warning("skipped %s: %s", skipped.path, skipped.reason)
         return index, report
+
+    @staticmethod
+    def _skip(report: IndexReport, skips: SkipLog, doc_id: str, path: Path, reason: str) -> None:
+        """Report a file that cannot be indexed: newly (it is new or changed) or as before."""
+        if skips.known(doc_id, path) == reason:
+            report.skipped_before.append(SkippedFile(doc_id, reason))
+        else:
+            report.skipped.append(SkippedFile(doc_id, reason))
+            skips.note(doc_id, path, reason)
 
 
 def _same_stat(doc: Document, path: Path) -> bool:

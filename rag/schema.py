@@ -22,6 +22,8 @@ class Document:
     """sha256 of the file's bytes: re-indexing skips documents whose hash is unchanged."""
     size: int = 0
     mtime: float = 0.0
+    author: str | None = None
+    """From the file's properties (a Word document's author, an e-mail's sender), when it has them."""
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -118,6 +120,9 @@ class IndexReport:
     removed: list[str] = field(default_factory=list)
     unchanged: list[str] = field(default_factory=list)
     skipped: list[SkippedFile] = field(default_factory=list)
+    """Files that cannot be indexed, new or changed since they were last reported."""
+    skipped_before: list[SkippedFile] = field(default_factory=list)
+    """Files skipped for the same reason at an earlier scan and unchanged since: not repeated."""
     chunks_embedded: int = 0
     chunks_resumed: int = 0
     """Chunks whose vectors an interrupted run had already made (rag/ingest/resume.py)."""
@@ -139,4 +144,6 @@ class IndexReport:
             parts.append(f"{self.chunks_resumed} chunks resumed")
         if self.skipped:
             parts.append(f"{len(self.skipped)} skipped")
+        if self.skipped_before:
+            parts.append(f"{len(self.skipped_before)} still skipped (rag list --skipped)")
         return ", ".join(parts)

@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from rag import Assistant
+from tests import formats
 from tests.conftest import ROOT
 from tests.test_ingest import pdf_bytes
 
@@ -69,12 +70,10 @@ BAD_FILES = {
     "program.md": (lambda: b"\x7fELF\x02\x01\x01" + bytes(64), "binary"),
     "nul.html": (lambda: b"<html>\x00\x00\x00</html>", "binary"),
     "controls.txt": (lambda: bytes(range(1, 32)) * 100, "control characters"),
-    "latin1.txt": (lambda: "caf\xe9 cr\xe8me br\xfbl\xe9e".encode("latin-1"), "not UTF-8"),
-    "cp1252.md": (lambda: "\u201csmart quotes\u201d".encode("cp1252"), "not UTF-8"),
-    "shift-jis.txt": (lambda: "日本語のテキストです".encode("shift_jis"), "not UTF-8"),
-    "late-bad-byte.txt": (lambda: b"plain words " * 2000 + b"\xff\xfe tail", "not UTF-8"),
+    "undecidable.txt": (lambda: bytes(range(128, 256)) * 8, "encoding that cannot be told"),
     "bad-utf16.txt": (lambda: b"\xff\xfe" + "\ud800".encode("utf-16-le", "surrogatepass"),
                       "invalid UTF-16"),
+    "bad-utf32.txt": (lambda: b"\xff\xfe\x00\x00" + b"\x00\x00\x11\x00", "invalid UTF-32"),
     "archive.zip": (lambda: b"PK\x03\x04 anything", "unsupported file type"),
     "no-extension": (lambda: b"some text", "unsupported file type"),
     "script.exe": (lambda: b"MZ\x90\x00", "unsupported file type"),
@@ -87,6 +86,41 @@ BAD_FILES = {
     "many-page-bomb.pdf": (lambda: bomb_pdf(7_000_000, pages=4), "decompression bomb"),
     "only-script.html": (lambda: b"<html><script>var a = 1;</script><style>p{}</style></html>",
                          "no text"),
+    # zip-based formats: bombs, truncated and misnamed archives, hostile XML
+    "bomb.docx": (formats.docx_bomb, "unpacks to .* zip bomb"),
+    "ratio.docx": (lambda: formats.docx_bomb(5_000_000), r"compressed \d+:1: a zip bomb"),
+    "deep.docx": (lambda: formats.docx_deep(100_000), "zip bomb"),
+    "deep-small.docx": (lambda: formats.docx_deep(16_000), "nested too deeply"),
+    "laughs.docx": (formats.docx_billion_laughs, "declares entities"),
+    "truncated.docx": (lambda: formats.sample_bytes(formats.write_docx, ".docx")[:20000],
+                       "damaged or truncated archive"),
+    "pdf-named.docx": (lambda: pdf_bytes(GOOD_PDF), "this file is a PDF, not a Word document"),
+    "locked.docx": (lambda: b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1" + bytes(512), "password-protected"),
+    "overlap.docx": (formats.overlapping_zip, "overlap"),
+    "empty.docx": (lambda: b"", "empty"),
+    "bomb.xlsx": (formats.xlsx_bomb, "zip bomb"),
+    "junk.xlsx": (lambda: b"PK\x03\x04" + random.Random(3).randbytes(3000), "damaged or truncated"),
+    "truncated.pptx": (lambda: formats.sample_bytes(formats.write_pptx, ".pptx")[:9000],
+                       "damaged or truncated"),
+    "docx-named.pptx": (lambda: formats.sample_bytes(formats.write_docx, ".docx"),
+                        "this file is a Word document .*, not a PowerPoint deck"),
+    "bomb.odt": (formats.odt_bomb, "zip bomb"),
+    "laughs.epub": (formats.epub_billion_laughs_opf, "not a readable EPUB"),
+    "docx-named.epub": (lambda: formats.sample_bytes(formats.write_docx, ".docx"), "not an EPUB"),
+    # the other new formats
+    "deep.json": (lambda: b"[" * 100_000 + b"]" * 100_000, "nested too deeply"),
+    "broken.json": (lambda: b'{"title": "x", ', "not valid JSON"),
+    "bad-line.jsonl": (lambda: b'{"a": 1}\n{"a": \n', "line 2 is not valid JSON"),
+    "huge-field.csv": (lambda: b'a,b\n"' + b"x" * 200_000 + b'",1\n', "not a readable table"),
+    "binary.csv": (lambda: b"\x89PNG\r\n\x1a\n\x00\x00" + bytes(300), "binary"),
+    "not.rtf": (lambda: b"hello there", "not an RTF document"),
+    "empty.eml": (lambda: b"", "empty"),
+    "not-mail.eml": (lambda: b"just some words here", "not an e-mail message"),
+    "bomb.png": (formats.png_bomb, "decompression bomb"),
+    "truncated.png": (lambda: formats.png_bytes()[:3000], "damaged or truncated image"),
+    "text-named.png": (lambda: b"hello world", "not an image"),
+    "pdf-named.jpg": (lambda: pdf_bytes(GOOD_PDF), "this file is a PDF"),
+    "blank.png": (lambda: formats.blank_png(), "no text"),
 }
 
 
@@ -121,7 +155,8 @@ def test_bad_file_added_is_refused_and_nothing_is_lost(lib: Assistant, tmp_path:
 
 
 @pytest.mark.parametrize("name", ["noise.txt", "bomb.pdf", "encrypted.pdf", "truncated.pdf",
-                                  "controls.txt", "scan.pdf"])
+                                  "controls.txt", "scan.pdf", "bomb.docx", "deep-small.docx",
+                                  "bomb.png", "laughs.epub"])
 def test_bad_file_in_the_library_is_reported_and_nothing_is_lost(lib: Assistant, name: str):
     data, reason = BAD_FILES[name]
     before = state(lib)
@@ -134,6 +169,129 @@ def test_bad_file_in_the_library_is_reported_and_nothing_is_lost(lib: Assistant,
         assert state(lib) == before
     finally:
         path.unlink()
+
+
+def test_every_hostile_file_of_a_batch_gets_one_line_and_the_rest_is_indexed(lib: Assistant, tmp_path: Path):
+    """All the hostile files above in one batch with a good document of each new kind: every
+    bad one is refused with a one-line reason, the good ones are indexed and answered from."""
+    before = state(lib)
+    for name, (data, _) in BAD_FILES.items():
+        (tmp_path / name).write_bytes(data())
+    good = ["survey.docx", "revenue.xlsx", "fjord.epub"]
+    for sample in formats.SAMPLES:
+        if sample.name in good:
+            sample.write(tmp_path / sample.name)
+    report = lib.add(sorted(tmp_path.iterdir()))
+    try:
+        assert sorted(report.added) == sorted(good)
+        reasons = {s.path: s.reason for s in report.skipped}
+        assert reasons.keys() == BAD_FILES.keys()
+        for name, (_, pattern) in BAD_FILES.items():
+            assert re.search(pattern, reasons[name]), (name, reasons[name])
+            assert "\n" not in reasons[name] and len(reasons[name]) < 400, (name, reasons[name])
+        answer = lib.ask("What colour was the lighthouse of Port Verity painted?")
+        assert "teal" in answer.text and answer.sources[0].doc_id == "survey.docx"
+    finally:
+        for name in good:
+            lib.remove(name)
+    assert state(lib) == before
+
+
+TEXTS = {
+    # name: (bytes, the text they hold)
+    "latin1.txt": ("café crème brûlée et thé à la menthe", "latin-1"),
+    "cp1252.md": ("\u201csmart quotes\u201d \u2014 5 \u20ac the \u0152uvre", "cp1252"),
+    "shift-jis.txt": ("日本語のテキストです。東京の天気は晴れです。", "shift_jis"),
+    "utf16-no-bom.txt": ("Grüße aus Köln und Zürich", "utf-16-le"),
+    "utf32-bom.txt": ("Grüße aus Köln", "utf-32"),
+    "utf8-bom.md": ("# Notes\n\nThe ferry leaves at noon.", "utf-8-sig"),
+    "gb18030.txt": ("我们的咖啡馆在北京和上海开设了新店。菜单上有咖啡、茶和蛋糕。", "gb18030"),
+    "cp1251.txt": ("Это русский текст о кафе в Москве. Цены невысокие.", "cp1251"),
+}
+
+
+def test_text_in_other_encodings_is_read(lib: Assistant, tmp_path: Path):
+    """Not UTF-8 is no longer a refusal: BOMs are honoured and other encodings detected."""
+    for name, (text, encoding) in TEXTS.items():
+        (tmp_path / name).write_bytes(text.encode(encoding))
+    (tmp_path / "late-bad-byte.txt").write_bytes(b"plain words " * 2000 + b"\xe9t\xe9 tail")
+    report = lib.add(sorted(tmp_path.iterdir()))
+    try:
+        assert not report.skipped, report.skipped
+        for name, (text, _) in TEXTS.items():
+            assert lib.document_text(name) == text, name
+        assert lib.document_text("late-bad-byte.txt").endswith("plain words été tail")
+    finally:
+        for name in [*TEXTS, "late-bad-byte.txt"]:
+            lib.remove(name)
+
+
+def test_expanded_text_is_bounded_by_the_document_limit(settings_factory, assistant, tmp_path: Path):
+    """RAG_MAX_DOCUMENT_MB bounds the text too: a 1 MB limit refuses a small .docx, .csv or
+    .xlsx whose text runs past a million characters, and reads the one that does not."""
+    small = Assistant(settings_factory("limit", generator="extractive", max_document_mb=1))
+    small.__dict__["embedder"] = assistant.embedder
+    rng = random.Random(5)
+    vocabulary = [f"word{n}" for n in range(3000)]
+    (tmp_path / "long.docx").write_bytes(formats.docx_paragraphs(
+        [" ".join(rng.choice(vocabulary) for _ in range(200)).encode() for _ in range(1000)]))
+    (tmp_path / "wide.csv").write_text("Measurement station name,Recorded temperature in Celsius\n" +
+                                       "".join(f"s{n},{n % 40}\n" for n in range(60_000)))
+    import openpyxl
+
+    book = openpyxl.Workbook()
+    book.active.append(["Measurement station name", "Recorded temperature in Celsius"])
+    for n in range(40_000):
+        book.active.append([f"s{n}", n % 40])
+    book.save(tmp_path / "rows.xlsx")
+    assert all(p.stat().st_size < 1 << 20 for p in tmp_path.iterdir())
+    (tmp_path / "fine.docx").write_bytes(formats.docx_paragraphs([b"The ferry leaves at noon."]))
+    small.documents()
+    report = small.add(sorted(tmp_path.iterdir()))
+    assert report.added == ["fine.docx"]
+    reasons = {s.path: s.reason for s in report.skipped}
+    assert reasons.keys() == {"long.docx", "wide.csv", "rows.xlsx"}
+    assert all("more than 1,048,576 characters" in r and "RAG_MAX_DOCUMENT_MB" in r for r in reasons.values())
+
+
+def test_external_entities_are_never_resolved(lib: Assistant, tmp_path: Path):
+    secret = tmp_path / "secret.txt"
+    secret.write_text("CANARY-7731 do not index")
+    (tmp_path / "xxe.docx").write_bytes(formats.docx_external_entity(secret))
+    report = lib.add([tmp_path / "xxe.docx"])
+    try:
+        assert report.added == ["xxe.docx"]
+        text = lib.document_text("xxe.docx")
+        assert "tide tables" in text and "CANARY" not in text
+    finally:
+        lib.remove("xxe.docx")
+
+
+@pytest.mark.parametrize("loader, reason", [
+    ("spin_loader", "CPU time limit"),
+    ("hog_loader", "more than 3 GiB of memory"),
+    ("crash_loader", "crashed .SIGSEGV"),
+])
+def test_a_runaway_conversion_costs_one_file(lib: Assistant, tmp_path: Path, monkeypatch,
+                                             loader: str, reason: str):
+    """A converter that loops, eats memory or crashes runs in the worker process: its file is
+    skipped with the reason, the worker is started again, and the rest of the batch goes in."""
+    from rag.ingest import LOADERS, worker
+    from rag.ingest.base import isolated
+
+    monkeypatch.setattr(worker, "CPU_SECONDS", 2.0)
+    monkeypatch.setitem(LOADERS._entries, ".odd", isolated(getattr(formats, loader)))
+    (tmp_path / "bad.odd").write_bytes(b"anything")
+    formats.write_docx(tmp_path / "survey.docx")
+    before = state(lib)
+    report = lib.add(sorted(tmp_path.iterdir()))
+    try:
+        assert report.added == ["survey.docx"]
+        assert [s.path for s in report.skipped] == ["bad.odd"]
+        assert re.search(reason, report.skipped[0].reason), report.skipped[0].reason
+    finally:
+        lib.remove("survey.docx")
+    assert state(lib) == before
 
 
 def test_device_and_pipe_named_like_documents_are_refused(lib: Assistant, tmp_path: Path):
@@ -206,7 +364,7 @@ def test_command_line_reports_each_bad_file(lib: Assistant, tmp_path: Path):
     good = tmp_path / "good.md"
     good.write_text("# Tides\n\nHigh tide at Port Elm is at 6:40.")
     bad = []
-    for name in ("empty.txt", "latin1.txt", "bomb.pdf", "archive.zip"):
+    for name in ("empty.txt", "undecidable.txt", "bomb.pdf", "archive.zip", "bomb.docx", "pdf-named.docx"):
         (tmp_path / name).write_bytes(BAD_FILES[name][0]())
         bad.append(str(tmp_path / name))
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
@@ -215,8 +373,8 @@ def test_command_line_reports_each_bad_file(lib: Assistant, tmp_path: Path):
     out = subprocess.run(cmd + ["index", "--quiet", str(good), *bad], env=env,
                          capture_output=True, text=True, timeout=300)
     assert out.returncode == 0, out.stderr
-    for name, (_, reason) in ((n, BAD_FILES[n]) for n in ("empty.txt", "latin1.txt", "bomb.pdf",
-                                                          "archive.zip")):
+    for name, (_, reason) in ((n, BAD_FILES[n]) for n in ("empty.txt", "undecidable.txt", "bomb.pdf",
+                                                          "archive.zip", "bomb.docx", "pdf-named.docx")):
         line = next(x for x in out.stderr.splitlines() if x.startswith(f"skipped {name}:"))
         assert re.search(reason, line)
     assert "Traceback" not in out.stderr

@@ -93,14 +93,18 @@ def test_add_reports_bad_files_and_keeps_the_rest(fresh: Assistant, tmp_path: Pa
     (tmp_path / "good.txt").write_text("Ada Lovelace wrote the first published algorithm in 1843.")
     (tmp_path / "empty.txt").write_text("")
     (tmp_path / "data.bin").write_bytes(b"\x00\x01\x02")
-    (tmp_path / "latin.md").write_bytes(b"\xe9t\xe9 \xe0 Paris")
-    report = fresh.add([tmp_path / n for n in ("good.txt", "empty.txt", "data.bin", "latin.md")])
-    assert report.added == ["good.txt"]
-    assert sorted(s.path for s in report.skipped) == ["data.bin", "empty.txt", "latin.md"]
+    (tmp_path / "latin.md").write_bytes(b"\xe9t\xe9 \xe0 Paris")  # Latin-1: read by detection
+    (tmp_path / "undecidable.md").write_bytes(bytes(range(128, 256)) * 8)
+    names = ("good.txt", "empty.txt", "data.bin", "latin.md", "undecidable.md")
+    report = fresh.add([tmp_path / n for n in names])
+    assert report.added == ["good.txt", "latin.md"]
+    assert sorted(s.path for s in report.skipped) == ["data.bin", "empty.txt", "undecidable.md"]
+    assert fresh.document_text("latin.md") == "été à Paris"
     after = {d.id for d in fresh.documents()}
-    assert after == before | {"good.txt"}
+    assert after == before | {"good.txt", "latin.md"}
     assert not (fresh.settings.corpus_dir / "empty.txt").exists()
     assert fresh.remove("good.txt") and not fresh.remove("good.txt")
+    assert fresh.remove("latin.md")
     assert {d.id for d in fresh.documents()} == before
 
 

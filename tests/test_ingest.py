@@ -79,7 +79,7 @@ def test_pdf_text_is_extracted(tmp_path: Path):
         ("empty.txt", b"", "empty"),
         ("blank.md", b"  \n\t \n", "empty"),
         ("binary.txt", b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR" + bytes(range(256)), "binary"),
-        ("latin1.txt", "caf\xe9 cr\xe8me br\xfbl\xe9e".encode("latin-1"), "UTF-8"),
+        ("undecidable.txt", bytes(range(128, 256)) * 8, "encoding that cannot be told"),
         ("broken.pdf", b"%PDF-1.4\n this is not really a pdf", "PDF"),
         ("archive.zip", b"PK\x03\x04 anything", "unsupported file type"),
         ("noext", b"some text", "unsupported file type"),
@@ -110,13 +110,13 @@ def test_utf16_with_bom_is_text(tmp_path: Path):
 
 def test_batch_goes_on_after_bad_files(tmp_path: Path):
     (tmp_path / "good.txt").write_text("The river froze in January.")
-    (tmp_path / "bad.txt").write_bytes(b"ok \xfa\xfb\xfc not utf-8")
+    (tmp_path / "bad.txt").write_bytes(b"ok \x00\xfa\xfb\xfc not text")
     (tmp_path / "empty.md").write_text("")
-    (tmp_path / "image.png").write_bytes(b"\x89PNG")
+    (tmp_path / "image.bmp").write_bytes(b"BM")
     (tmp_path / ".hidden.txt").write_text("editor junk")
     paths, skipped = discover(tmp_path)
     assert [p.name for p in paths] == ["bad.txt", "empty.md", "good.txt"]
-    assert [(s.path, "unsupported" in s.reason) for s in skipped] == [("image.png", True)]
+    assert [(s.path, "unsupported" in s.reason) for s in skipped] == [("image.bmp", True)]
     docs, bad = load_many(tmp_path, paths)
     assert [d.id for d in docs] == ["good.txt"]
     assert sorted(s.path for s in bad) == ["bad.txt", "empty.md"]

@@ -22,7 +22,7 @@ from rag.users import Access, Users
 from . import render
 from .api import endpoints
 from .handlers import Page
-from .service import MAX_K, Service
+from .service import MAX_K, UPLOAD_HELP, Service
 
 log = logging.getLogger(__name__)
 
@@ -92,9 +92,7 @@ def build(assistant: Any, collections: Collections | None = None, access: Access
                                              interactive=False, elem_id="rag-source-text",
                                              buttons=["copy"], visible=False)
             with gr.Tab("Documents", id="documents"):
-                gr.Markdown("Add .txt, .md, .html or .pdf files (several at once): they are "
-                            "copied into the library and indexed. Files that cannot be read "
-                            "are listed with the reason; documents already indexed are kept.")
+                gr.Markdown(UPLOAD_HELP)
                 upload = gr.File(label="Add documents", file_count="multiple",
                                  elem_id="rag-upload", height=140)
                 upload_status = gr.Markdown(elem_id="rag-upload-status")

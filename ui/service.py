@@ -19,6 +19,16 @@ from . import render
 
 log = logging.getLogger(__name__)
 
+UPLOAD_HELP = (
+    "Add documents, several at once: text and Markdown (any encoding), HTML, PDF (scanned pages "
+    "too), Word (.docx), PowerPoint (.pptx), Excel (.xlsx), CSV and TSV, EPUB, OpenDocument "
+    "(.odt), RTF, JSON and JSON Lines, e-mail (.eml), and images of text (.png, .jpg, .tiff). "
+    "They are copied into the library and indexed. Files that cannot be read are listed with the "
+    "reason; documents already indexed are kept."
+)
+"""The upload's help text. The upload takes any file rather than only these types: Gradio would
+refuse a whole batch for one file of another type, where the library reports that file alone."""
+
 MAX_K = 12
 HISTORY_TURNS = 6
 FRIENDLY_ERROR = (

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Iterable
 from typing import Any
 
@@ -66,6 +67,7 @@ class Chunker:
             "separators": SEPARATORS,
             "join_heading_under_tokens": self.heading_tokens,
             "joined_max_tokens": self.max_tokens,
+            "sections": "markdown headings",
         }
 
     def run(self, documents: Iterable[Document], first_id: int = 0) -> list[Chunk]:
@@ -78,9 +80,16 @@ class Chunker:
         return chunks
 
     def spans(self, text: str) -> list[tuple[int, int]]:
-        """(start, end) of each chunk of `text`: the splitter's pieces, each heading joined to
-        the piece after it (and a run of headings to the piece after them) while the joined
-        span stays within `max_tokens`."""
+        """(start, end) of each chunk of `text`: each Markdown section on its own (a chunk never
+        runs from one section into the next), split by the splitter, each heading joined to the
+        piece after it (and a run of headings to the piece after them) while the joined span
+        stays within `max_tokens`."""
+        spans: list[tuple[int, int]] = []
+        for start, end in sections(text):
+            spans += [(start + a, start + b) for a, b in self._section_spans(text[start:end])]
+        return spans
+
+    def _section_spans(self, text: str) -> list[tuple[int, int]]:
         pieces: list[tuple[int, int]] = []
         cursor = 0
         for piece in self.splitter.split_text(text):
@@ -104,6 +113,38 @@ class Chunker:
     def _is_heading(self, piece: str) -> bool:
         # every word is at least one token: a piece of as many words is no heading (no counting)
         return len(piece.split()) < self.heading_tokens and self._count(piece) < self.heading_tokens
+
+
+_HEADING = re.compile(r"#{1,6}[ \t]+\S")
+_FENCE = re.compile(r"[ \t]{0,3}(```|~~~)")
+
+
+def sections(text: str) -> list[tuple[int, int]]:
+    """(start, end) of each Markdown section: a line starting with `#` to `######` and a space
+    begins one (not inside a ``` code fence). The converters write a document's headings, slide
+    titles, sheet names and chapters this way. A section that is only its heading goes with the
+    next one: "# Report" then "## Methods" start one section."""
+    starts = [0]
+    fenced = False
+    offset = 0
+    for line in text.splitlines(keepends=True):
+        if _FENCE.match(line):
+            fenced = not fenced
+        elif not fenced and offset and _HEADING.match(line):
+            starts.append(offset)
+        offset += len(line)
+    merged: list[int] = []
+    for start in starts:
+        if merged and _alone(text, merged[-1], start):
+            continue  # the section before is a heading alone: it takes this one in
+        merged.append(start)
+    return [(a, b) for a, b in zip(merged, [*merged[1:], len(text)]) if text[a:b].strip()]
+
+
+def _alone(text: str, start: int, end: int) -> bool:
+    """Whether text[start:end] is a heading line and nothing else."""
+    first, _, rest = text[start:end].partition("\n")
+    return bool(_HEADING.match(first)) and not rest.strip()
 
 
 def _locate(text: str, piece: str, cursor: int) -> int:

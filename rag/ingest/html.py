@@ -32,3 +32,19 @@ def load_html(path: Path, data: bytes, limit: int = MAX_FILE_BYTES) -> tuple[str
     if title and "title" not in meta:
         meta["title"] = title
     return text, meta
+
+
+def html_to_markdown(html: str | bytes) -> str:
+    """HTML (an e-mail body, an e-book chapter) as Markdown through markdownify: headings,
+    lists and tables kept; scripts, styles, images and link targets dropped. RecursionError
+    on absurdly nested HTML is the caller's to report."""
+    from bs4 import BeautifulSoup
+    from markdownify import MarkdownConverter
+
+    soup = BeautifulSoup(html, "html.parser")
+    for tag in soup(["script", "style", "noscript", "template", "svg", "iframe", "head"]):
+        tag.decompose()
+    converter = MarkdownConverter(heading_style="ATX", strip=["a", "img"], escape_asterisks=False,
+                                  escape_underscores=False, bullets="-")
+    text = converter.convert_soup(soup.body or soup)
+    return re.sub(r"\n{3,}", "\n\n", text).strip()
