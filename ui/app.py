@@ -37,13 +37,27 @@ os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
 
 
+class Blocks(gr.Blocks):
+    """gr.Blocks whose API endpoints take their trailing arguments' defaults when a plain HTTP
+    call leaves them out, as a Python call would: a client written before `collection` was
+    added to every endpoint keeps working (Gradio's own client fills them in; a raw
+    `/gradio_api/call/<name>` does not)."""
+
+    async def preprocess_data(self, block_fn, inputs, state, explicit_call=False):
+        wanted = block_fn.inputs
+        if len(inputs) < len(wanted) and all(isinstance(b, gr.components.Api)
+                                             for b in wanted[len(inputs):]):
+            inputs = [*inputs, *(b.value for b in wanted[len(inputs):])]
+        return await super().preprocess_data(block_fn, inputs, state, explicit_call)
+
+
 def build(assistant: Any, collections: Collections | None = None, access: Access | None = None):
     """The gr.Blocks page (not launched). `collections` are those the page offers (default:
     `assistant`'s and the named ones beside it), `access` who may read and change which."""
     service = Service(assistant, collections, access)
     page = Page(service)
     settings = assistant.settings
-    with gr.Blocks(title=TITLE, delete_cache=(3600, 24 * 3600)) as demo:
+    with Blocks(title=TITLE, delete_cache=(3600, 24 * 3600)) as demo:
         turns_state = gr.State([])
         gr.Markdown(f"## {TITLE}\nAnswers come only from the indexed documents of the chosen "
                     "collection, with citations [1], [2] to the passages they rest on. Everything "
