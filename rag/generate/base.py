@@ -2,7 +2,7 @@
 
 `RAG_GENERATOR` is `<kind>` or `<kind>:<name>` (`smollm2`, `hf:<model>`, `llamacpp:<file>`,
 `openai:<model>`, `ollama:<model>`); each kind is a factory registered by its backend module
-(rag/generate/hf.py, llamacpp.py, chat.py). `extractive` means no generator at all.
+(rag/generate/packaged.py, hf.py, llamacpp.py, chat.py). `extractive` means no generator at all.
 """
 
 from __future__ import annotations
@@ -44,7 +44,7 @@ GeneratorFactory = Callable[[str, Settings], Generator]
 """(the name after `kind:`, settings) -> a generator."""
 
 GENERATORS: Registry[GeneratorFactory] = Registry("generator", {
-    "smollm2": "rag.generate.hf",
+    "smollm2": "rag.generate.packaged",
     "hf": "rag.generate.hf",
     "llamacpp": "rag.generate.llamacpp",
     "openai": "rag.generate.chat",
@@ -60,7 +60,7 @@ def make_generator(settings: Settings) -> Generator | None:
     kind, _, name = choice.partition(":")
     if kind not in GENERATORS or (kind != "smollm2" and not name) or (kind == "smollm2" and name):
         raise ValueError(
-            f"unknown generator {choice!r}: use smollm2, extractive, hf:<model name or path>, "
+            f"unknown generator {choice!r}: use smollm2, extractive, hf:smollm2 or hf:<model name or path>, "
             "llamacpp:smollm2 or llamacpp:<file.gguf>, openai:<model> (with RAG_OPENAI_BASE_URL) "
             "or ollama:<model>"
         )

