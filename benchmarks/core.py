@@ -78,8 +78,6 @@ _ = a.index_data
 lap("index load and library check")
 a.retriever.run("Why did Putin travel to Beijing?", 4)
 lap("first retrieval")
-import torch, transformers
-lap("import torch, transformers")
 _ = a.generator
 lap("generator (tokenizer, weights)")
 a.ask("Why did Putin travel to Beijing?")

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import gradio as gr
+from gradio.components.api_component import Api
 
 from rag.collections import Collections
 from rag.users import Access, Users
@@ -45,7 +46,7 @@ class Blocks(gr.Blocks):
 
     async def preprocess_data(self, block_fn, inputs, state, explicit_call=False):
         wanted = block_fn.inputs
-        if len(inputs) < len(wanted) and all(isinstance(b, gr.components.Api)
+        if len(inputs) < len(wanted) and all(isinstance(b, Api)
                                              for b in wanted[len(inputs):]):
             inputs = [*inputs, *(b.value for b in wanted[len(inputs):])]
         return await super().preprocess_data(block_fn, inputs, state, explicit_call)
