@@ -5,6 +5,7 @@ through /ask of a real `rag serve`, with a document upload in the middle of the 
     python benchmarks/load.py --clients 4 --per-client 5      # the size the test suite runs
     python benchmarks/load.py --write docs/PERFORMANCE.md     # update the Load section
     python benchmarks/load.py --url http://127.0.0.1:7860/    # a running server (no upload)
+    python benchmarks/load.py --clients 8 --per-client 5 --concurrency 1,2   # compare, one run
 
 Questions come from the seed question set (benchmarks/seed_questions.json, the default).
 First every question is asked once, alone: questions answered wrongly even then are left out
@@ -13,7 +14,8 @@ contains one of the expected phrases, or is the refusal for a question the docum
 answer. Once a third of the answers are in, an extra client uploads a new document through
 /add_documents and then asks about it: the upload must not break the questions in flight, and
 the new document must be found. Latency is from submitting a question to its final answer, so
-it includes the wait in the server's queue (/ask answers one question at a time: two cores).
+it includes the wait in the server's queue (RAG_ANSWER_CONCURRENCY questions at once, one
+generation at a time: two cores).
 
 Exit status 0 only with zero errors and every answer correct; --json prints the figures.
 """
@@ -31,6 +33,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+from perfkit import load_note  # noqa: E402
 from ui_latency import ROOT, free_port, pct, start_server, timed_ask  # noqa: E402
 
 UPLOAD_NAME = "port-verity-notes.md"
@@ -164,7 +167,8 @@ def report(figures: dict, command: str) -> str:
         f"{figures['clients']} concurrent `gradio_client` clients x {figures['per_client']} "
         f"questions each ({figures['questions']} answers) through `/ask` of a real `rag serve` on "
         f"127.0.0.1, SmolLM2 generator; {upload}. Latency is from submitting a question to its "
-        "final answer, including the wait in the server's queue (one answer at a time).",
+        "final answer, including the wait in the server's queue "
+        f"({figures.get('concurrency', 'default')} questions worked on at once, one generation at a time).",
         "",
         "| | p50 | p95 |",
         "|---|---|---|",
@@ -179,13 +183,16 @@ def report(figures: dict, command: str) -> str:
         "of server time per answer. Left out (wrong even without load): "
         f"{len(figures.get('missed_alone', []))} of the non-hard seed questions.",
         "",
-        "The server answers one question at a time (two cores; a second generation in parallel "
-        "only slows both), so with N clients waiting, a question waits for about N - 1 answers: "
-        "p50 and p95 are mostly queueing.",
+        "The generator writes one answer at a time (two cores; a second generation in parallel "
+        "only slows both); with RAG_ANSWER_CONCURRENCY=2 the next question's search, reading and "
+        "streaming overlap the current generation. With N clients waiting, a question waits for "
+        "about N - 1 answers: p50 and p95 are mostly queueing.",
+        *(["", "| RAG_ANSWER_CONCURRENCY | answers/s | p50 | errors |", "|---|---|---|---|"]
+          + [f"| {c} | {f['throughput_per_s']:.2f} | {f['full_answer_p50'] or 0:.2f} s | "
+             f"{len(f['failures'])} |" for c, f in figures.get("compared", {}).items()]
+          if len(figures.get("compared", {})) > 1 else []),
         "",
-        f"Measured {time.strftime('%Y-%m-%d')} with `{command}`. "
-        + "Load average at the end of the run: {:.1f} (1 min), {:.1f} (5 min) on {} cores.".format(
-            *os.getloadavg()[:2], os.cpu_count()),
+        f"Measured {time.strftime('%Y-%m-%d')} with `{command}`. {load_note()}",
     ]
     return "\n".join(lines)
 
@@ -198,19 +205,8 @@ def write_section(path: Path, body: str) -> None:
     write(path, MARK.split(":", 1)[1], body, prefix=MARK.split(":", 1)[0], header="# Performance\n")
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--questions", type=Path, default=ROOT / "benchmarks/seed_questions.json")
-    parser.add_argument("--clients", type=int, default=16)
-    parser.add_argument("--per-client", type=int, default=25, help="questions per client")
-    parser.add_argument("-k", type=int, default=4, help="passages per question")
-    parser.add_argument("--url", help="load a running server (no upload) instead of starting one")
-    parser.add_argument("--timeout", type=float, default=3600, help="stop after this many seconds")
-    parser.add_argument("--json", action="store_true", help="print the figures as JSON")
-    parser.add_argument("--write", type=Path, metavar="FILE.md", help="update the Load section")
-    args = parser.parse_args(argv)
-    spec = json.loads(args.questions.read_text(encoding="utf-8"))
-
+def one_load(args: argparse.Namespace, spec: dict, env: dict[str, str]) -> dict:
+    """Start a server (or use --url), keep the questions it answers alone, run the load."""
     from gradio_client import Client
 
     process = None
@@ -223,7 +219,7 @@ def main(argv: list[str] | None = None) -> int:
             os.environ["GRADIO_TEMP_DIR"] = str(workdir / "gradio")
             port = free_port()
             url = f"http://127.0.0.1:{port}/"
-            process = start_server(workdir, port, url)
+            process = start_server(workdir, port, url, env)
         questions, missed = usable_questions(Client(url, verbose=False), spec, args.k)
         if not questions:
             raise SystemExit("no seed question is answered correctly even without load")
@@ -239,6 +235,34 @@ def main(argv: list[str] | None = None) -> int:
             except Exception:
                 process.kill()
         shutil.rmtree(workdir, ignore_errors=True)
+    return figures
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--questions", type=Path, default=ROOT / "benchmarks/seed_questions.json")
+    parser.add_argument("--clients", type=int, default=16)
+    parser.add_argument("--per-client", type=int, default=25, help="questions per client")
+    parser.add_argument("-k", type=int, default=4, help="passages per question")
+    parser.add_argument("--url", help="load a running server (no upload) instead of starting one")
+    parser.add_argument("--timeout", type=float, default=3600, help="stop after this many seconds")
+    parser.add_argument("--concurrency", default="",
+                        help="RAG_ANSWER_CONCURRENCY values to compare, e.g. 1,2 (a server each; "
+                             "the first is the one reported in full)")
+    parser.add_argument("--json", action="store_true", help="print the figures as JSON")
+    parser.add_argument("--write", type=Path, metavar="FILE.md", help="update the Load section")
+    args = parser.parse_args(argv)
+    spec = json.loads(args.questions.read_text(encoding="utf-8"))
+
+
+    compared: dict[str, dict] = {}
+    for value in [v.strip() for v in args.concurrency.split(",") if v.strip()] or [""]:
+        figures = one_load(args, spec, {"RAG_ANSWER_CONCURRENCY": value} if value else {})
+        figures["concurrency"] = value or "default"
+        compared[value or "default"] = figures
+    figures = next(iter(compared.values()))
+    figures["compared"] = {c: {k: f[k] for k in ("throughput_per_s", "full_answer_p50", "failures")}
+                           for c, f in compared.items()}
 
     if args.json:
         print(json.dumps(figures, indent=2))

@@ -131,6 +131,9 @@ class Settings:
         "tesseract-ocr-<lang>; more languages, more time per page).")
     upload_max_size: str = _opt("25mb", "Largest file the web page accepts (Gradio size, e.g. 100mb).")
     threads: int = _opt(help="CPU threads for torch and FAISS.", factory=_default_threads)
+    answer_concurrency: int = _opt(
+        2, "Questions the page works on at once. The generator still writes one answer at a time; "
+        "the second question's search, reading and streaming overlap it (benchmarks/load.py).")
 
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None, **overrides: Any) -> Settings:
@@ -203,6 +206,8 @@ class Settings:
             raise ValueError("dense_weight must be between 0 and 1")
         if not re.fullmatch(r"[A-Za-z_]+(\+[A-Za-z_]+)*", self.ocr_languages):
             raise ValueError("ocr_languages must be tesseract language codes joined by +, like eng+deu")
+        if self.answer_concurrency < 1:
+            raise ValueError("answer_concurrency must be at least 1")
         if self.generator_timeout <= 0 or self.generator_retries < 0:
             raise ValueError("generator_timeout must be positive and generator_retries at least 0")
 

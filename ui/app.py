@@ -130,7 +130,7 @@ def build(assistant: Any, collections: Collections | None = None, access: Access
         chat_io = dict(inputs=[question, chatbot, turns_state, k, collection],
                        outputs=[chatbot, question, turns_state, sources, source_doc],
                        api_visibility="private", concurrency_id="answer",
-                       concurrency_limit=1, show_progress="hidden")
+                       concurrency_limit=settings.answer_concurrency, show_progress="hidden")
         question.submit(page.on_ask, **chat_io)
         send.click(page.on_ask, **chat_io)
         chatbot.example_select(page.on_example, None, question,
@@ -159,7 +159,8 @@ def build(assistant: Any, collections: Collections | None = None, access: Access
         demo.load(page.on_start, None, [collection, docs_table, doc_pick], api_visibility="private")
 
         api = endpoints(service)
-        gr.api(api["ask"], api_name="ask", concurrency_id="answer", concurrency_limit=1)
+        gr.api(api["ask"], api_name="ask", concurrency_id="answer",
+               concurrency_limit=settings.answer_concurrency)
         gr.api(api["rewrite"], api_name="rewrite")
         gr.api(api["documents"], api_name="documents", concurrency_limit=None)
         gr.api(api["document"], api_name="document", concurrency_limit=None)

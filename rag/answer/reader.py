@@ -150,8 +150,8 @@ class GroundedReader:
                     candidates.append(Evidence(n, passage.text[start:end], start, end))
         if not candidates:
             return []
-        vectors = self.embedder.encode([question] + [c.text for c in candidates])
-        scores = vectors[1:] @ vectors[0]
+        asked = self.embedder.encode([question])[0]
+        scores = self.embedder.encode_recurring([c.text for c in candidates]) @ asked
         for cand, score in zip(candidates, scores):
             cand.score = float(score)
         return [candidates[i] for i in np.argsort(-scores, kind="stable")]

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import logging
 import sys
+import threading
+from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -58,6 +60,8 @@ class Embedder:
         self.backend = self.encoder.label
         self.dimension = self.encoder.dimension
         self.max_tokens = self.encoder.max_tokens
+        self._recent: OrderedDict[str, np.ndarray] = OrderedDict()
+        self._recent_lock = threading.Lock()
 
     @property
     def tokenizer(self) -> Any:
@@ -86,6 +90,31 @@ class Embedder:
 
     def encode_query(self, text: str) -> np.ndarray:
         return self.encoder.encode_query(text)
+
+    RECENT = 20_000
+    """Sentence vectors kept by `encode_recurring` (384 floats each: about 30 MB)."""
+
+    def encode_recurring(self, texts: Sequence[str]) -> np.ndarray:
+        """`encode` for texts that come back again and again — the reader's candidate sentences,
+        since the same passages are retrieved question after question. A vector depends on its
+        text alone, so the least recently used ones are kept; the rest go in one batch."""
+        with self._recent_lock:
+            missing = [t for t in dict.fromkeys(texts) if t not in self._recent]
+        fresh = self.encode(missing) if missing else None
+        with self._recent_lock:
+            for text, vector in zip(missing, fresh if fresh is not None else ()):
+                self._recent[text] = vector
+            out = np.empty((len(texts), self.dimension), dtype=np.float32)
+            for i, text in enumerate(texts):
+                vector = self._recent.get(text)
+                if vector is None:  # evicted meanwhile by another thread's batch
+                    vector = fresh[missing.index(text)]
+                else:
+                    self._recent.move_to_end(text)
+                out[i] = vector
+            while len(self._recent) > self.RECENT:
+                self._recent.popitem(last=False)
+        return out
 
 
 def _load(backend: str, model: str, location: str, **options: Any) -> Encoder:
