@@ -256,6 +256,9 @@ class GroundedReader:
         new_words = [w for w in words(body) if w not in STOP_WORDS and w not in asked]
         if not new_words or unsupported_words(body, question, pool):
             return None
+        published = set(words(" ".join(ev.date for ev in evidence if ev.date)))
+        if evidence[0].date is None and published and set(new_words) <= published:
+            return None  # the publication date alone: context for "on Friday", not the event's date
         if not cited:
             def overlap(ev: Evidence) -> int:
                 return len(set(new_words) & set(words(ev.text)))
