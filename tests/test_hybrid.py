@@ -1,5 +1,5 @@
-"""Hybrid retrieval: BM25 (segmented, rag/store/lexical.py) fused with the dense scores, the BM25 index persisted in the
-index generation and kept in step with the documents."""
+"""Hybrid retrieval: BM25 (segmented, rag/store/lexical.py) fused with the dense scores, the BM25
+index persisted in the index generation and kept in step with the documents."""
 
 from __future__ import annotations
 

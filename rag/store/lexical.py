@@ -25,6 +25,7 @@ import re
 import shutil
 from collections import Counter
 from collections.abc import Iterable
+from itertools import chain
 from pathlib import Path
 
 import numpy as np
@@ -85,13 +86,13 @@ class Segment:
         ids = np.array([d[0] for d in docs], dtype=np.int64)
         # an empty chunk counts as one token, as bm25s (which needs one) counted it
         lengths = np.array([max(len(d[1]), 1) for d in docs], dtype=np.int32)
-        vocab: dict[str, int] = {}
-        term_ids = np.fromiter((vocab.setdefault(t, len(vocab)) for d in docs for t in d[1]), dtype=np.int64)
-        row_of = np.repeat(np.arange(len(docs), dtype=np.int64), [len(d[1]) for d in docs])
-        terms = sorted(vocab)
-        rank = np.empty(len(terms), dtype=np.int64)
-        rank[[vocab[t] for t in terms]] = np.arange(len(terms))
-        keys, counts = np.unique(rank[term_ids] * max(len(docs), 1) + row_of, return_counts=True)
+        sizes = [len(d[1]) for d in docs]
+        terms = sorted(dict.fromkeys(chain.from_iterable(d[1] for d in docs)))
+        rank = {t: i for i, t in enumerate(terms)}
+        term_ids = np.fromiter(map(rank.__getitem__, chain.from_iterable(d[1] for d in docs)),
+                               dtype=np.int64, count=sum(sizes))
+        row_of = np.repeat(np.arange(len(docs), dtype=np.int64), sizes)
+        keys, counts = np.unique(term_ids * max(len(docs), 1) + row_of, return_counts=True)
         return cls._from_keys(name, ids, lengths, terms, keys, counts)
 
     @classmethod
