@@ -158,3 +158,54 @@ def test_a_save_of_another_version_is_not_used(corpus, tmp_path):
     (tmp_path / lexical.META).write_text(json.dumps(meta))
     (tmp_path / "s000000.rows.npy").write_bytes(b"broken")
     assert Bm25.load(tmp_path) is None
+
+
+def _put(index, doc_id: str, texts: list[str]) -> None:
+    from rag.schema import Chunk, Document
+
+    rng = np.random.default_rng(len(index.chunks))
+    first = index.next_id
+    chunks = [Chunk(first + j, doc_id, t, 0, len(t), j) for j, t in enumerate(texts)]
+    vectors = rng.standard_normal((len(texts), 8)).astype(np.float32)
+    vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+    index.put(Document(id=doc_id, title=doc_id, path="", text=" ".join(texts), content_hash=doc_id),
+              chunks, vectors)
+
+
+def test_the_index_updates_bm25_instead_of_rebuilding(corpus, tmp_path):
+    """Index.put / delete add a segment and tombstones to the loaded BM25; a save of an older
+    BM25 version is built again from the chunk texts once."""
+    import hashlib
+
+    from rag.index import Index
+
+    index = Index.create("faiss", 8, {"test": "lexical"})
+    texts = [t for _, t in corpus[:600]]
+    for d in range(0, 600, 10):
+        _put(index, f"doc-{d}", texts[d:d + 10])
+    index.save(tmp_path)
+    loaded = Index.load(tmp_path)
+    bm25 = loaded._lexical
+    assert bm25 is not None and len(bm25.segments) == 1
+    _put(loaded, "doc-new", [t for _, t in corpus[600:610]])
+    loaded.delete("doc-0")
+    _put(loaded, "doc-10", [t for _, t in corpus[610:615]])  # replaced: its old chunks go
+    assert loaded.lexical() is bm25 and len(bm25) == len(loaded.chunks) == 595
+    assert len(bm25.segments) == 2  # the base with 20 tombstones, one segment for both puts
+    rebuilt = Bm25.build((cid, loaded.chunks[cid].text) for cid in sorted(loaded.chunks))
+    assert_same(bm25, rebuilt)
+    generation = loaded.save(tmp_path)
+    again = Index.load(tmp_path)
+    assert len(again._lexical.segments) == 2
+    assert_same(again.lexical(), rebuilt)
+    # an older BM25 save in a valid generation: not used, built again from the chunks
+    meta_file = generation / "bm25" / lexical.META
+    meta_file.write_text(json.dumps({**json.loads(meta_file.read_text()), "version": 1}))
+    manifest = json.loads((generation / "manifest.json").read_text())
+    manifest["files"]["bm25/lexical.json"] = hashlib.sha256(meta_file.read_bytes()).hexdigest()
+    manifest["sizes"]["bm25/lexical.json"] = meta_file.stat().st_size
+    (generation / "manifest.json").write_text(json.dumps(manifest))
+    old = Index.load(tmp_path)
+    assert old._lexical is None
+    assert len(old.lexical().segments) == 1
+    assert_same(old.lexical(), rebuilt)
