@@ -23,6 +23,7 @@ import math
 import os
 import re
 import shutil
+import threading
 from collections import Counter
 from collections.abc import Iterable
 from itertools import chain
@@ -77,6 +78,8 @@ class Segment:
         self.vocab = {t: i for i, t in enumerate(terms)}
         self.dead = np.zeros(len(ids), dtype=bool)
         self.dead_count = 0
+        self.live_length = float(lengths.sum(dtype=np.int64))
+        """Sum of the live chunks' lengths, kept as chunks are removed (for the average)."""
         self.source = source
         """The folder the immutable files were loaded from (hard-linked at the next save)."""
 
@@ -115,12 +118,12 @@ class Segment:
             return i
         return None
 
-    def kill(self, row: int) -> None:
-        self.dead[row] = True
-        self.dead_count += 1
-
-    def live_length(self) -> float:
-        return float(self.lengths.sum(dtype=np.int64) - self.lengths[self.dead].sum(dtype=np.int64))
+    def kill(self, rows: np.ndarray | int) -> None:
+        rows = np.unique(np.atleast_1d(rows))
+        rows = rows[~self.dead[rows]]
+        self.dead[rows] = True
+        self.dead_count += len(rows)
+        self.live_length -= float(self.lengths[rows].sum(dtype=np.int64))
 
     def postings(self, term: str) -> tuple[np.ndarray, np.ndarray]:
         """Live (rows, term frequencies) of a term."""
@@ -162,8 +165,10 @@ class Segment:
             raise ValueError(f"BM25 segment {name} has arrays of inconsistent lengths")
         segment = cls(name, *arrays, terms, source=folder)
         if (folder / f"{name}.dead.npy").is_file():
-            for row in np.load(folder / f"{name}.dead.npy", allow_pickle=False):
-                segment.kill(int(row))
+            dead = np.load(folder / f"{name}.dead.npy", allow_pickle=False).astype(np.int64)
+            if len(dead) and (dead.min() < 0 or dead.max() >= len(ids)):
+                raise ValueError(f"BM25 segment {name} has tombstones outside it")
+            segment.kill(dead)
         return segment
 
 
@@ -206,6 +211,7 @@ class Bm25:
         self.serial = serial
         """Number of the next segment, so that names never repeat."""
         self._pending: dict[int, str] = {}
+        self._lock = threading.Lock()
         """Chunks added since the last query or save: one segment for a whole batch of puts."""
 
     @classmethod
@@ -228,11 +234,12 @@ class Bm25:
             self._pending[int(cid)] = text
 
     def _flush(self) -> None:
-        if self._pending:
-            docs = [(cid, tokenize(text)) for cid, text in self._pending.items()]
-            self.segments.append(Segment.build(f"s{self.serial:06d}", docs))
-            self.serial += 1
-            self._pending = {}
+        with self._lock:  # two searches at once must not both turn the same batch into a segment
+            if self._pending:
+                docs = [(cid, tokenize(text)) for cid, text in self._pending.items()]
+                self.segments = [*self.segments, Segment.build(f"s{self.serial:06d}", docs)]
+                self.serial += 1
+                self._pending = {}
 
     def remove(self, chunk_ids: Iterable[int]) -> None:
         """Tombstone the chunks; ids not indexed are ignored."""
@@ -266,7 +273,7 @@ class Bm25:
         if not n_docs or not terms or k <= 0:
             return []
         k1, b = SETTINGS["k1"], SETTINGS["b"]
-        avgdl = sum(s.live_length() for s in self.segments) / n_docs
+        avgdl = sum(s.live_length for s in self.segments) / n_docs
         scores = [None] * len(self.segments)
         for term, times in terms.items():
             found = [s.postings(term) for s in self.segments]
@@ -281,15 +288,20 @@ class Bm25:
                     scores[i] = np.zeros(len(s.ids), dtype=np.float64)
                 norm = (k1 * (1 - b)) + (k1 * b / avgdl) * s.lengths[rows]
                 scores[i][rows] += idf * tfs / (norm + tfs)  # rows are unique within a term
-        hit = [(s, sc) for s, sc in zip(self.segments, scores) if sc is not None]
-        if not hit:
+        best_ids, best_scores = [], []
+        for s, sc in zip(self.segments, scores):  # each segment's k best, then the k best of those
+            if sc is None:
+                continue
+            top = np.flatnonzero(sc > 0)
+            if len(top) > k:
+                top = top[np.argpartition(-sc[top], k - 1)[:k]]
+            best_ids.append(np.asarray(s.ids[top]))
+            best_scores.append(sc[top])
+        if not best_ids:
             return []
-        all_scores = np.concatenate([sc for _, sc in hit])
-        all_ids = np.concatenate([np.asarray(s.ids) for s, _ in hit])
-        k = min(k, len(all_scores))
-        top = np.argpartition(-all_scores, k - 1)[:k]
-        top = top[np.argsort(-all_scores[top], kind="stable")]
-        return [(int(all_ids[i]), float(all_scores[i])) for i in top if all_scores[i] > 0]
+        ids, found = np.concatenate(best_ids), np.concatenate(best_scores)
+        order = np.argsort(-found, kind="stable")[:k]
+        return [(int(ids[i]), float(found[i])) for i in order]
 
     # -- files ---------------------------------------------------------------------------
     def save(self, folder: Path) -> list[str]:
