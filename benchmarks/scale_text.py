@@ -2,7 +2,9 @@
 vectors saved as a generation, loaded in a fresh process, and one hybrid question at a time
 (query embedding + BM25 + dense + fusion) against LangChain's FAISS retriever at the same size
 (the store `FAISS.from_embeddings` would build: IndexFlatL2 and an InMemoryDocstore, filled in
-batches).
+batches). Then one document (about 10 chunks of real abstracts) is added end to end in that
+process, as a running server would: embedded, put, and a new generation saved (BM25 gets one
+small segment; its other segments are hard-linked, not rebuilt).
 
 Chunk texts repeat SciFact abstracts (the first 800 characters of the abstract the chunk's
 vector was synthesised from); one document per 10 chunks, carrying no text of its own.
@@ -55,7 +57,24 @@ for _ in range(2):
         t = time.perf_counter()
         retriever.run(q, 4)
         times.append(time.perf_counter() - t)
-print(json.dumps({{"load": load, "times": times, "base": base, "loaded": loaded, "after": rss()}}))
+after = rss()
+# add one document end to end, as a running server would: embed its chunks, put, save a new
+# generation (BM25: one new segment, the rest hard-linked), then ask about it
+from rag.schema import Chunk, Document
+text = Path({newdoc!r}).read_text()
+parts = [text[i:i + 800] for i in range(0, len(text), 800)][:10]
+t = time.perf_counter()
+vectors = embedder.encode(parts)
+embed = time.perf_counter() - t
+doc = Document(id="added-doc", title="added", path="", text=text, content_hash="added")
+first = index.next_id
+index.put(doc, [Chunk(first + j, doc.id, p, 0, 0, j) for j, p in enumerate(parts)], vectors)
+put = time.perf_counter() - t - embed
+index.save(Path({index!r}))
+add = time.perf_counter() - t
+found = [p.doc_id for p in retriever.run(parts[0][:200], 4)]
+print(json.dumps({{"load": load, "times": times, "base": base, "loaded": loaded, "after": after,
+                  "add": add, "add_embed": embed, "add_put": put, "add_found": "added-doc" in found}}))
 """
 
 LANGCHAIN = """
@@ -135,17 +154,20 @@ def text_rows(args: argparse.Namespace, work: Path, base: np.ndarray, texts: lis
     qfile.write_text(json.dumps(questions))
     tfile = work / "texts.json"
     tfile.write_text(json.dumps([t[:800] for t in texts]))
+    newdoc = work / "new-document.txt"
+    newdoc.write_text("\n\n".join(texts[-3:]))  # about 10 chunks of real abstracts
     rows = ["| chunks | build (put + save, BM25 included) | size on disk | load (process already "
             "running, models loaded) | index's share of RSS: after load / after the questions "
             "(anonymous + mapped file pages) | hybrid question p50 / p95 | "
-            "LangChain retriever p50 / p95 | ratio |", "|---|---|---|---|---|---|---|---|"]
+            "LangChain retriever p50 / p95 | ratio | add one document end to end (embed + put + "
+            "save) |", "|---|---|---|---|---|---|---|---|---|"]
     for n in args.sizes:
         out = work / f"index-{n}"
         build, seed_rows, gen = build_index(n, base, texts, out)
         size = sum(p.stat().st_size for p in gen.rglob("*") if p.is_file())
         np.save(work / f"ids-{n}.npy", seed_rows)
         ours = run(OURS.format(root=str(perfkit.ROOT), threads=args.threads, index=str(out),
-                               questions=str(qfile)))
+                               questions=str(qfile), newdoc=str(newdoc)))
         lc = run(LANGCHAIN.format(root=str(perfkit.ROOT), bench=str(Path(__file__).parent),
                                   threads=args.threads, texts=str(tfile),
                                   vectors=str(work / f"vectors-{n}.npy"), ids=str(work / f"ids-{n}.npy"),
@@ -159,7 +181,10 @@ def text_rows(args: argparse.Namespace, work: Path, base: np.ndarray, texts: lis
             f"({grown['RssAnon']:.0f} anon + {grown['RssFile']:.0f} file; process {after['VmRSS']:.0f} MB) | "
             f"{p50 * 1000:.1f} / "
             f"{perfkit.pct(ours['times'], 0.95) * 1000:.1f} ms | {lc50 * 1000:.1f} / "
-            f"{perfkit.pct(lc['times'], 0.95) * 1000:.1f} ms | {p50 / lc50:.2f} |"
+            f"{perfkit.pct(lc['times'], 0.95) * 1000:.1f} ms | {p50 / lc50:.2f} | "
+            f"{ours['add']:.2f} s ({ours['add_embed']:.2f} embed, {ours['add_put']:.2f} put, "
+            f"{ours['add'] - ours['add_embed'] - ours['add_put']:.2f} save)"
+            f"{'' if ours['add_found'] else ', NOT FOUND after'} |"
         )
         print(rows[-1], flush=True)
         (work / f"vectors-{n}.npy").unlink()

@@ -6,7 +6,7 @@ Layout of the index folder::
     gen-00000007/        one complete, immutable snapshot
         manifest.json    format, embedding model, splitter, documents, file checksums
         vectors.faiss    faiss.write_index output
-        bm25/            the chunks' BM25 index (bm25s arrays and JSON), built from the chunks
+        bm25/            the chunks' BM25 segments (numpy arrays and JSON, rag/store/lexical.py)
         chunks.npy, chunk_texts.bin
                          the chunks: a table of ids and offsets, and their texts (rag/store/chunktable.py)
         documents.jsonl  one document per line (title, path, date, hash; where its text lies)
@@ -130,7 +130,8 @@ class Index:
         for c in chunks:
             self.chunks.add(c)
         self.next_id = max([self.next_id] + [c.id + 1 for c in chunks])
-        self._lexical = None
+        if self._lexical is not None:  # a new small segment, not a rebuild
+            self._lexical.add((c.id, c.text) for c in chunks)
 
     def delete(self, doc_id: str) -> bool:
         if doc_id not in self.documents:
@@ -141,11 +142,13 @@ class Index:
             self.chunks.remove(cid)
         del self.documents[doc_id]
         self._texts.pop(doc_id, None)
-        self._lexical = None
+        if self._lexical is not None:
+            self._lexical.remove(ids)
         return True
 
     def lexical(self) -> Bm25:
-        """BM25 over the chunks, built again from their texts after a change."""
+        """BM25 over the chunks: loaded with the index and updated as documents come and go;
+        built from the chunk texts only when there is none (new index, other settings)."""
         if self._lexical is None:
             self._lexical = Bm25.build((cid, self.chunks[cid].text) for cid in sorted(self.chunks))
         return self._lexical

@@ -1,7 +1,9 @@
-"""Hybrid retrieval: BM25 (bm25s) fused with the dense scores, the BM25 index persisted in the
-index generation and kept in step with the documents."""
+"""Hybrid retrieval: BM25 (segmented, rag/store/lexical.py) fused with the dense scores, the BM25
+index persisted in the index generation and kept in step with the documents."""
 
 from __future__ import annotations
+
+import json
 
 import pytest
 
@@ -36,7 +38,8 @@ def test_bm25_is_saved_with_the_index_and_follows_the_documents(fresh: Assistant
     fresh.refresh()
     assert isinstance(fresh.retriever, HybridRetriever)
     generation = index_dir / (index_dir / "CURRENT").read_text().strip()
-    assert (generation / "bm25" / "vocab.index.json").is_file()
+    segments = json.loads((generation / "bm25" / "lexical.json").read_text())["segments"]
+    assert all((generation / "bm25" / f"{name}.rows.npy").is_file() for name in segments)
     loaded = Index.load(index_dir)  # checked against the manifest's checksums
     assert loaded._lexical is not None and len(loaded._lexical) == len(loaded.chunks)
     # an exact code the embedding model barely sees is found by its keyword

@@ -1,27 +1,47 @@
-"""BM25 over the chunks (bm25s), the keyword half of hybrid retrieval.
+"""BM25 over the chunks, the keyword half of hybrid retrieval, kept up to date incrementally.
 
-Built from the chunk texts the index already holds, so it never needs the embedding model;
-saved inside the index generation (numpy arrays and JSON, no pickle; memory-mapped at load)
-and rebuilt whenever the chunks change (BM25's document frequencies are corpus-wide: a few
-seconds for 16,000 chunks)."""
+The index is a list of immutable segments (a base segment, then one small segment per update)
+plus tombstones for the chunks removed since a segment was written. Each segment keeps raw
+postings (term frequencies and document lengths), not precomputed scores, so a query scores
+every segment with the SAME collection statistics: the live document count, the live average
+length and each query term's document frequency summed over the live documents of all
+segments. The scores therefore equal a full rebuild's (bm25s, Lucene variant: the formula and
+the tokenisation are those `bm25s` used here before), and adding a document costs the
+tokenisation of its chunks, not of the whole library.
+
+Saved inside the index generation (numpy arrays and JSON, no pickle; memory-mapped at load).
+A segment's files never change once written, so a later save hard-links them into the new
+generation instead of rewriting them; segments are merged into one (postings merged, no
+re-tokenising) at save when removals pass `COMPACT_DEAD` of the rows or there are more than
+`MAX_SEGMENTS` of them."""
 
 from __future__ import annotations
 
 import json
 import logging
+import math
+import os
 import re
+import shutil
+import threading
+from collections import Counter
 from collections.abc import Iterable
+from itertools import chain
 from pathlib import Path
 
 import numpy as np
 
 log = logging.getLogger(__name__)
 
-SETTINGS = {"library": "bm25s", "method": "lucene", "k1": 1.2, "b": 0.75,
-            "tokens": "lower \\w\\w+, English stopwords, Snowball English stemmer", "version": 1}
+SETTINGS = {"library": "rag segments", "method": "lucene", "k1": 1.2, "b": 0.75,
+            "tokens": "lower \\w\\w+, English stopwords, Snowball English stemmer", "version": 2}
 """What the saved BM25 depends on; a difference means it is built again from the chunks."""
-IDS = "chunk_ids.npy"
 META = "lexical.json"
+COMPACT_DEAD = 0.10
+"""Merge the segments at save once this share of their rows is removed chunks..."""
+MAX_SEGMENTS = 8
+"""...or once there are more segments than this."""
+_ARRAYS = ("ids", "lengths", "indptr", "rows", "tfs")
 _TOKEN = re.compile(r"(?u)\b\w\w+\b")
 
 
@@ -47,64 +67,264 @@ def tokenize(text: str) -> list[str]:
     return _tokenizer(text)
 
 
+class Segment:
+    """Postings of some chunks, in column form: for term t, `rows[indptr[t]:indptr[t+1]]` are
+    the rows (chunks, sorted by id) holding it and `tfs` the counts. Only `dead` changes."""
+
+    def __init__(self, name: str, ids: np.ndarray, lengths: np.ndarray, indptr: np.ndarray,
+                 rows: np.ndarray, tfs: np.ndarray, terms: list[str], source: Path | None = None):
+        self.name, self.ids, self.lengths = name, ids, lengths
+        self.indptr, self.rows, self.tfs, self.terms = indptr, rows, tfs, terms
+        self.vocab = {t: i for i, t in enumerate(terms)}
+        self.dead = np.zeros(len(ids), dtype=bool)
+        self.dead_count = 0
+        self.live_length = float(lengths.sum(dtype=np.int64))
+        """Sum of the live chunks' lengths, kept as chunks are removed (for the average)."""
+        self.source = source
+        """The folder the immutable files were loaded from (hard-linked at the next save)."""
+
+    @classmethod
+    def build(cls, name: str, docs: list[tuple[int, list[str]]]) -> Segment:
+        docs = sorted(docs, key=lambda d: d[0])
+        ids = np.array([d[0] for d in docs], dtype=np.int64)
+        # an empty chunk counts as one token, as bm25s (which needs one) counted it
+        lengths = np.array([max(len(d[1]), 1) for d in docs], dtype=np.int32)
+        sizes = [len(d[1]) for d in docs]
+        terms = sorted(dict.fromkeys(chain.from_iterable(d[1] for d in docs)))
+        rank = {t: i for i, t in enumerate(terms)}
+        term_ids = np.fromiter(map(rank.__getitem__, chain.from_iterable(d[1] for d in docs)),
+                               dtype=np.int64, count=sum(sizes))
+        row_of = np.repeat(np.arange(len(docs), dtype=np.int64), sizes)
+        keys, counts = np.unique(term_ids * max(len(docs), 1) + row_of, return_counts=True)
+        return cls._from_keys(name, ids, lengths, terms, keys, counts)
+
+    @classmethod
+    def _from_keys(cls, name: str, ids: np.ndarray, lengths: np.ndarray, terms: list[str],
+                   keys: np.ndarray, counts: np.ndarray) -> Segment:
+        """From sorted keys term * rows + row and their term frequencies."""
+        n = max(len(ids), 1)
+        indptr = np.zeros(len(terms) + 1, dtype=np.int64)
+        np.cumsum(np.bincount(keys // n, minlength=len(terms)), out=indptr[1:])
+        return cls(name, ids, lengths, indptr, (keys % n).astype(np.int32),
+                   counts.astype(np.float32), terms)
+
+    def __len__(self) -> int:
+        return len(self.ids) - self.dead_count
+
+    def row_of(self, chunk_id: int) -> int | None:
+        """The live row of a chunk, or None when the segment does not hold it."""
+        i = int(np.searchsorted(self.ids, chunk_id))
+        if i < len(self.ids) and self.ids[i] == chunk_id and not self.dead[i]:
+            return i
+        return None
+
+    def kill(self, rows: np.ndarray | int) -> None:
+        rows = np.unique(np.atleast_1d(rows))
+        rows = rows[~self.dead[rows]]
+        self.dead[rows] = True
+        self.dead_count += len(rows)
+        self.live_length -= float(self.lengths[rows].sum(dtype=np.int64))
+
+    def postings(self, term: str) -> tuple[np.ndarray, np.ndarray]:
+        """Live (rows, term frequencies) of a term."""
+        t = self.vocab.get(term)
+        if t is None:
+            return _EMPTY_ROWS, _EMPTY_TFS
+        rows, tfs = self.rows[self.indptr[t]:self.indptr[t + 1]], self.tfs[self.indptr[t]:self.indptr[t + 1]]
+        if self.dead_count:
+            keep = ~self.dead[rows]
+            rows, tfs = rows[keep], tfs[keep]
+        return rows, tfs
+
+    # -- files ---------------------------------------------------------------------------
+    def save(self, folder: Path) -> list[str]:
+        """Write (or hard-link, when unchanged since loaded) the files; returns their names."""
+        names = [f"{self.name}.{a}.npy" for a in _ARRAYS] + [f"{self.name}.terms.json"]
+        for fname in names:
+            if self.source is not None and (self.source / fname).is_file():
+                try:
+                    os.link(self.source / fname, folder / fname)
+                except OSError:
+                    shutil.copyfile(self.source / fname, folder / fname)
+            elif fname.endswith(".json"):
+                (folder / fname).write_text(json.dumps(self.terms))
+            else:
+                np.save(folder / fname, getattr(self, fname.split(".")[1]), allow_pickle=False)
+        if self.dead_count:
+            names.append(f"{self.name}.dead.npy")
+            np.save(folder / names[-1], np.flatnonzero(self.dead).astype(np.int32), allow_pickle=False)
+        return names
+
+    @classmethod
+    def load(cls, folder: Path, name: str) -> Segment:
+        arrays = [np.load(folder / f"{name}.{a}.npy", mmap_mode="r", allow_pickle=False) for a in _ARRAYS]
+        terms = json.loads((folder / f"{name}.terms.json").read_text())
+        ids, lengths, indptr, rows, _ = arrays
+        if len(lengths) != len(ids) or len(indptr) != len(terms) + 1 or len(rows) != indptr[-1] \
+                or len(arrays[4]) != len(rows):
+            raise ValueError(f"BM25 segment {name} has arrays of inconsistent lengths")
+        segment = cls(name, *arrays, terms, source=folder)
+        if (folder / f"{name}.dead.npy").is_file():
+            dead = np.load(folder / f"{name}.dead.npy", allow_pickle=False).astype(np.int64)
+            if len(dead) and (dead.min() < 0 or dead.max() >= len(ids)):
+                raise ValueError(f"BM25 segment {name} has tombstones outside it")
+            segment.kill(dead)
+        return segment
+
+
+_EMPTY_ROWS = np.zeros(0, dtype=np.int32)
+_EMPTY_TFS = np.zeros(0, dtype=np.float32)
+
+
+def merge(name: str, segments: list[Segment]) -> Segment:
+    """One segment holding the live chunks of `segments`: postings merged, nothing re-tokenised."""
+    live = [np.flatnonzero(~s.dead) for s in segments]
+    ids = np.concatenate([s.ids[r] for s, r in zip(segments, live)] or [np.zeros(0, np.int64)])
+    order = np.argsort(ids, kind="stable")
+    new_row = np.empty(len(ids), dtype=np.int64)
+    new_row[order] = np.arange(len(ids))
+    terms = sorted(set().union(*(s.terms for s in segments)))
+    rank = {t: i for i, t in enumerate(terms)}
+    n = max(len(ids), 1)
+    keys, counts, offset = [], [], 0
+    for s, rows in zip(segments, live):
+        renumber = np.full(len(s.ids), -1, dtype=np.int64)
+        renumber[rows] = new_row[offset:offset + len(rows)]
+        offset += len(rows)
+        term_of = np.repeat(np.array([rank[t] for t in s.terms], dtype=np.int64), np.diff(s.indptr))
+        row = renumber[s.rows]
+        keep = row >= 0
+        keys.append(term_of[keep] * n + row[keep])
+        counts.append(np.asarray(s.tfs)[keep])
+    key = np.concatenate(keys or [np.zeros(0, np.int64)])
+    by_key = np.argsort(key, kind="stable")
+    lengths = np.concatenate([s.lengths[r] for s, r in zip(segments, live)] or [np.zeros(0, np.int32)])
+    return Segment._from_keys(name, ids[order], lengths[order], terms, key[by_key],
+                              np.concatenate(counts or [_EMPTY_TFS])[by_key])
+
+
 class Bm25:
     """BM25 scores of chunks for a query; chunk ids are the index's ids."""
 
-    def __init__(self, model, chunk_ids: np.ndarray):
-        self.model = model
-        self.chunk_ids = chunk_ids
+    def __init__(self, segments: list[Segment], serial: int = 0):
+        self.segments = segments
+        self.serial = serial
+        """Number of the next segment, so that names never repeat."""
+        self._pending: dict[int, str] = {}
+        self._lock = threading.Lock()
+        """Chunks added since the last query or save: one segment for a whole batch of puts."""
 
     @classmethod
     def build(cls, chunks: Iterable[tuple[int, str]]) -> Bm25:
-        import bm25s
-
-        ids, corpus = [], []
-        for cid, text in chunks:
-            ids.append(cid)
-            corpus.append(tokenize(text) or ["_"])  # bm25s needs a token per document
-        model = bm25s.BM25(method=SETTINGS["method"], k1=SETTINGS["k1"], b=SETTINGS["b"])
-        if corpus:
-            model.index(corpus, show_progress=False)
-        return cls(model, np.array(ids, dtype=np.int64))
+        index = cls([])
+        index.add(chunks)
+        index._flush()
+        return index
 
     def __len__(self) -> int:
-        return len(self.chunk_ids)
+        self._flush()
+        return sum(len(s) for s in self.segments)
 
+    # -- changes -------------------------------------------------------------------------
+    def add(self, chunks: Iterable[tuple[int, str]]) -> None:
+        """Index chunks (a chunk id already there replaces the old one); they become a new
+        segment at the next query or save."""
+        for cid, text in chunks:
+            self.remove([cid])
+            self._pending[int(cid)] = text
+
+    def _flush(self) -> None:
+        with self._lock:  # two searches at once must not both turn the same batch into a segment
+            if self._pending:
+                docs = [(cid, tokenize(text)) for cid, text in self._pending.items()]
+                self.segments = [*self.segments, Segment.build(f"s{self.serial:06d}", docs)]
+                self.serial += 1
+                self._pending = {}
+
+    def remove(self, chunk_ids: Iterable[int]) -> None:
+        """Tombstone the chunks; ids not indexed are ignored."""
+        for cid in chunk_ids:
+            if self._pending.pop(int(cid), None) is not None:
+                continue
+            for segment in self.segments:
+                row = segment.row_of(int(cid))
+                if row is not None:
+                    segment.kill(row)
+                    break
+
+    def compact(self) -> None:
+        """Merge all segments into one, dropping the removed chunks."""
+        self._flush()
+        if len(self.segments) > 1 or any(s.dead_count for s in self.segments):
+            self.segments = [merge(f"s{self.serial:06d}", self.segments)]
+            self.serial += 1
+
+    def churn(self) -> float:
+        """Share of the rows that are removed chunks."""
+        self._flush()
+        rows = sum(len(s.ids) for s in self.segments)
+        return sum(s.dead_count for s in self.segments) / rows if rows else 0.0
+
+    # -- queries -------------------------------------------------------------------------
     def search(self, query: str, k: int) -> list[tuple[int, float]]:
         """(chunk id, BM25 score) for the k best chunks with a positive score."""
-        if not len(self):
+        n_docs = len(self)  # flushes the pending chunks
+        terms = Counter(tokenize(query))
+        if not n_docs or not terms or k <= 0:
             return []
-        tokens = [t for t in tokenize(query) if t in self.model.vocab_dict]
-        if not tokens:
+        k1, b = SETTINGS["k1"], SETTINGS["b"]
+        avgdl = sum(s.live_length for s in self.segments) / n_docs
+        scores = [None] * len(self.segments)
+        for term, times in terms.items():
+            found = [s.postings(term) for s in self.segments]
+            df = sum(len(rows) for rows, _ in found)
+            if not df:
+                continue
+            idf = times * math.log(1 + (n_docs - df + 0.5) / (df + 0.5))
+            for i, (s, (rows, tfs)) in enumerate(zip(self.segments, found)):
+                if not len(rows):
+                    continue
+                if scores[i] is None:
+                    scores[i] = np.zeros(len(s.ids), dtype=np.float64)
+                norm = (k1 * (1 - b)) + (k1 * b / avgdl) * s.lengths[rows]
+                scores[i][rows] += idf * tfs / (norm + tfs)  # rows are unique within a term
+        best_ids, best_scores = [], []
+        for s, sc in zip(self.segments, scores):  # each segment's k best, then the k best of those
+            if sc is None:
+                continue
+            top = np.flatnonzero(sc > 0)
+            if len(top) > k:
+                top = top[np.argpartition(-sc[top], k - 1)[:k]]
+            best_ids.append(np.asarray(s.ids[top]))
+            best_scores.append(sc[top])
+        if not best_ids:
             return []
-        scores = self.model.get_scores(tokens)
-        k = min(k, len(scores))
-        top = np.argpartition(-scores, k - 1)[:k]
-        top = top[np.argsort(-scores[top], kind="stable")]
-        return [(int(self.chunk_ids[i]), float(scores[i])) for i in top if scores[i] > 0]
+        ids, found = np.concatenate(best_ids), np.concatenate(best_scores)
+        order = np.argsort(-found, kind="stable")[:k]
+        return [(int(ids[i]), float(found[i])) for i in order]
 
+    # -- files ---------------------------------------------------------------------------
     def save(self, folder: Path) -> list[str]:
-        """Write into `folder`; returns the file names (relative to the folder's parent)."""
+        """Write into `folder` (merging the segments first when churn calls for it); returns
+        the file names (relative to the folder's parent)."""
+        if self.churn() > COMPACT_DEAD or len(self.segments) > MAX_SEGMENTS:
+            self.compact()
         folder.mkdir(parents=True, exist_ok=True)
-        if len(self):
-            self.model.save(str(folder), show_progress=False)
-        np.save(folder / IDS, self.chunk_ids, allow_pickle=False)
-        (folder / META).write_text(json.dumps(SETTINGS))
-        return sorted(f"{folder.name}/{p.name}" for p in folder.iterdir() if p.is_file())
+        names = []
+        for segment in self.segments:
+            names += segment.save(folder)
+        meta = {**SETTINGS, "segments": [s.name for s in self.segments], "serial": self.serial}
+        (folder / META).write_text(json.dumps(meta))
+        return sorted(f"{folder.name}/{n}" for n in names + [META])
 
     @classmethod
     def load(cls, folder: Path) -> Bm25 | None:
         """The saved BM25, or None when it is missing or was built with other settings."""
-        import bm25s
-
         try:
-            if json.loads((folder / META).read_text()) != SETTINGS:
+            meta = json.loads((folder / META).read_text())
+            if {k: meta.get(k) for k in SETTINGS} != SETTINGS:
                 return None
-            ids = np.load(folder / IDS, allow_pickle=False)
-            if len(ids) == 0:
-                return cls.build([])
-            model = bm25s.BM25.load(str(folder), mmap=True, show_progress=False, verbosity=0)
-        except (OSError, ValueError, KeyError) as exc:
+            return cls([Segment.load(folder, name) for name in meta["segments"]], int(meta["serial"]))
+        except (OSError, ValueError, KeyError, TypeError, IndexError) as exc:
             log.warning("BM25 index in %s unreadable (%s): building it again", folder, exc)
             return None
-        return cls(model, ids)
