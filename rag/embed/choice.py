@@ -196,14 +196,15 @@ def _rate(encoder: Encoder, texts: Sequence[str], seconds: float,
             out[order[s:s + batch]] = encoder.encode_batch(b)
         return out
 
-    vectors = one_pass()  # warm-up: kernels for these shapes
+    vectors = one_pass()  # warm-up (kernels for these shapes), and the vectors compared
     done, start = 0, time.perf_counter()
-    while True:
-        one_pass()
-        done += len(texts)
-        elapsed = time.perf_counter() - start
-        if elapsed >= seconds:
-            return done / elapsed, vectors
+    while True:  # batches in turn until `seconds` have passed
+        for b in batches:
+            encoder.encode_batch(b)
+            done += len(b)
+            elapsed = time.perf_counter() - start
+            if elapsed >= seconds:
+                return done / elapsed, vectors
 
 
 def _query_ms(encode: Callable[[str], Any], seconds: float) -> float:
@@ -227,7 +228,7 @@ def measure(model: str, location: str, cache_dir: Path, threads: int,
     texts = sample_texts()
     names = [f"{b}:{p}" for b, p in pairs]
     log.info("embedding: measuring which precision is fastest on this CPU (once per machine, "
-             "about %d s): %s", int(len(pairs) * (seconds + 2) + 2), ", ".join(names))
+             "up to a minute; int8 is quantized once to time it): %s", ", ".join(names))
     rates: dict[str, float] = {}
     vectors: dict[str, np.ndarray] = {}
     rejected: dict[str, str] = {}
