@@ -62,3 +62,13 @@ ENCODERS: Registry[EncoderFactory] = Registry("embedding backend", {
 AUTO_ORDER = ("openvino", "torch")
 """`auto` takes the first of these that can serve the model: OpenVINO when it is installed and
 the model is a local sentence-transformers folder (the packaged default is), else torch."""
+
+MIXABLE: frozenset[frozenset[str]] = frozenset()
+"""Pairs of "backend:precision" whose vectors may share one index: a question embedded by one
+retrieves from chunks embedded by the other as well as from its own (SciFact nDCG@10 within
+0.002, benchmarks/precision.py). Any other change of precision re-embeds the index."""
+
+
+def mixable(a: str | None, b: str | None) -> bool:
+    """Whether vectors made by precision `a` and by `b` may be used together."""
+    return a == b or frozenset((a, b)) in MIXABLE
