@@ -156,11 +156,12 @@ def cached(cache_dir: Path, model: str, threads: int, backend: str = "auto") -> 
 def choose(model: str, location: str, cache_dir: Path, threads: int, backend: str = "auto",
            remeasure: bool = False, pairs: Sequence[tuple[str, str]] | None = None,
            seconds: float = SECONDS) -> Choice:
-    """The cached choice for this machine, or a new measurement (kept for next time)."""
+    """The cached choice for this machine, or a new measurement (kept for next time); `pairs`
+    replaces the candidates found here (tests, benchmarks)."""
     machine = {**machine_key(model, threads), "backend": backend}
     key = key_of(machine)
     path = choice_path(cache_dir, key)
-    if not remeasure and pairs is None:
+    if not remeasure:
         found = cached(cache_dir, model, threads, backend)
         if found is not None:
             return found
