@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 
 from .base import AUTO_ORDER, ENCODERS, Encoder, Unsupported, resolve_model
-from .choice import Choice, choose
+from .choice import Choice, candidates, choose, cpu_info
 
 log = logging.getLogger(__name__)
 
@@ -105,6 +105,8 @@ def _measured(model: str, location: str, cache_dir: Path, threads: int, backend:
     """The measured choice, or None (the backend's own default) when measuring is impossible:
     no local model folder for OpenVINO, or every candidate failed."""
     if not Path(location).is_dir():
+        return None
+    if len(candidates(backend, cpu_info()[1])) < 2:  # nothing to choose between (no OpenVINO)
         return None
     try:
         return choose(model, location, cache_dir, threads, backend)
