@@ -170,8 +170,9 @@ def choose(model: str, location: str, cache_dir: Path, threads: int, backend: st
     result = measure(model, location, cache_dir, threads, pairs, seconds)
     result.machine, result.key = machine, key
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps(asdict(result), indent=1))
+    fd, tmp = tempfile.mkstemp(prefix=".tmp-", dir=path.parent)  # two first runs may race
+    with os.fdopen(fd, "w") as fh:
+        fh.write(json.dumps(asdict(result), indent=1))
     os.replace(tmp, path)
     log.info("embedding: chose %s (query on %d thread%s); kept in %s", result.name,
              result.query_threads, "" if result.query_threads == 1 else "s", path)
