@@ -8,6 +8,10 @@ import logging
 import os
 import sys
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from .config import Settings
 
 EXAMPLES = """examples:
   rag index                         build or refresh the index from the library folder
@@ -110,7 +114,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="read the password from the first line of standard input")
     p.add_argument("--file", metavar="FILE", help="the users file (default: RAG_USERS_FILE)")
 
-    sub.add_parser("config", help="show the settings in force and their variables")
+    p = sub.add_parser("config", help="show the settings in force and their variables")
+    p.add_argument("--measure", action="store_true",
+                   help="measure again which embedding precision is fastest on this machine")
 
     p = sub.add_parser("eval", help="measure retrieval and answers on public benchmarks",
                        description="Each benchmark prints a table; --write updates its own "
@@ -172,6 +178,40 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 1
 
 
+def _embedding_choice(settings: Settings, measure: bool) -> None:
+    """The measured precision choice for this machine (rag.embed.choice), measured now if asked."""
+    from .embed import choice, resolve_model
+
+    s = settings
+    if s.embedding_precision != "auto" or s.embedding_backend == "torch":
+        print(f"\n# embedding: {s.embedding_backend} {s.embedding_precision} as set (nothing measured)")
+        return
+    location = resolve_model(s.embedding_model)
+    if measure:
+        found = choice.choose(s.embedding_model, location, s.cache_dir, s.threads,
+                              s.embedding_backend, remeasure=True)
+    else:
+        found = choice.cached(s.cache_dir, s.embedding_model, s.threads, s.embedding_backend)
+    if found is None:
+        print("\n# embedding: not measured on this machine yet (the first index or question "
+              "measures; `rag config --measure` now)")
+        return
+    m = found.machine
+    print(f"\n# embedding: {found.name}, questions on {found.query_threads} thread(s); measured "
+          f"{found.measured_at} in {found.seconds} s")
+    print(f"#   machine {found.key}: {m.get('cpu')}, {m.get('cores')} cores, bf16 "
+          f"{'yes' if m.get('bf16') else 'no'}, {m.get('threads')} threads, "
+          + ", ".join(f"{k} {v}" for k, v in m.get("libraries", {}).items() if v))
+    for name, rate in sorted(found.rates.items(), key=lambda kv: -kv[1]):
+        note = f"  REJECTED: {found.rejected[name]}" if name in found.rejected else ""
+        print(f"#   {name:15} {rate:7.1f} chunks/s  cosine to f32 {found.cosine.get(name, 0):.4f}{note}")
+    for name, why in found.rejected.items():
+        if name not in found.rates:
+            print(f"#   {name:15} REJECTED: {why}")
+    for threads, ms in found.query_ms.items():
+        print(f"#   one question on {threads} thread(s): {ms:.2f} ms")
+
+
 def _run(args: argparse.Namespace) -> int:
     from .config import Settings, describe
 
@@ -188,6 +228,7 @@ def _run(args: argparse.Namespace) -> int:
             value = getattr(settings, field)
             shown = "***" if field.endswith("_key") and value else value  # never print a secret
             print(f"{var}={shown}    # {help_text}")
+        _embedding_choice(settings, args.measure)
         return 0
 
     if args.command == "eval":

@@ -82,8 +82,9 @@ class Settings:
         "auto", "auto (OpenVINO if installed, else torch), openvino or torch (sentence-transformers)."
     )
     embedding_precision: str = _opt(
-        "auto", "OpenVINO precision: auto (bf16 where the CPU has it), f32, bf16, or int8 (calibrated "
-        "on the first chunks indexed)."
+        "auto", "auto (the fastest of OpenVINO f32, bf16 where the CPU has it, int8 and torch, measured "
+        "once per machine: `rag config` shows it, `rag config --measure` measures again), f32, bf16, or "
+        "int8 (calibrated on the first chunks indexed) to choose without measuring."
     )
     chunk_size: int = _opt(200, "Chunk length in embedding-model tokens (MiniLM reads at most 256; "
                                 "a short heading joined to the next chunk may take it up to the window).")

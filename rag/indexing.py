@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from .embed import Embedder
+from .embed.base import mixable
 from .index import Index
 from .ingest import MAX_FILE_BYTES, LoadError, discover, doc_id_for
 from .ingest.chunk import Chunker
@@ -20,6 +21,9 @@ from .ingest.resume import EmbeddingCheckpoint, embed_resumable
 from .schema import Document, IndexReport, SkippedFile
 
 log = logging.getLogger(__name__)
+
+_told: set[tuple[str | None, str]] = set()
+"""Precision differences already logged (refresh runs every few seconds while asking)."""
 
 Progress = Callable[[int, int], None]
 """Called as progress(done, total) while chunks are embedded."""
@@ -38,6 +42,7 @@ class Indexer:
         """Everything the stored vectors depend on; a difference forces a rebuild."""
         return {
             "embedding_model": self.embedder.model_id,
+            "embedding_precision": self.embedder.precision,
             "dimension": self.embedder.dimension,
             "splitter": self.chunker.settings(),
             "store": self.store_kind,
@@ -52,12 +57,32 @@ class Indexer:
                           **self.store_options)
 
     def rebuild_reason(self, index: Index) -> str | None:
+        """Why the index must be embedded again, or None. A change of embedding precision
+        (another machine measured another one fastest, or RAG_EMBEDDING_PRECISION changed)
+        re-embeds unless the two are measured to mix (rag.embed.base.MIXABLE); an index saved
+        before precisions were recorded is kept as it is."""
         old, new = index.config, self.config()
         if old == new:
             return None
-        changed = [key for key in new if old.get(key) != new[key]]
-        details = "; ".join(f"{key}: {old.get(key)!r} -> {new[key]!r}" for key in changed)
-        return f"index settings changed ({details})"
+        precision = "embedding_precision"
+        changed = [key for key in new if old.get(key) != new[key] and key != precision]
+        if changed:
+            details = "; ".join(f"{key}: {old.get(key)!r} -> {new[key]!r}" for key in changed)
+            return f"index settings changed ({details})"
+        before, now = old.get(precision), new[precision]
+        if before is not None and not mixable(before, now):
+            return (f"the index was embedded with {before} and this machine embeds with {now} "
+                    "(RAG_EMBEDDING_PRECISION, or measured fastest here: `rag config`); the two are "
+                    "not measured to give the same results together, so every chunk is embedded again")
+        if (before, now) not in _told:  # refresh runs every few seconds while asking: log once
+            _told.add((before, now))
+            if before is None:
+                log.info("the index does not record which precision embedded it; keeping its "
+                         "vectors (now embedding with %s)", now)
+            else:
+                log.info("the index was embedded with %s, new chunks and questions with %s "
+                         "(measured to mix)", before, now)
+        return None
 
     def run(
         self,

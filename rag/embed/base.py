@@ -62,3 +62,19 @@ ENCODERS: Registry[EncoderFactory] = Registry("embedding backend", {
 AUTO_ORDER = ("openvino", "torch")
 """`auto` takes the first of these that can serve the model: OpenVINO when it is installed and
 the model is a local sentence-transformers folder (the packaged default is), else torch."""
+
+MIXABLE: frozenset[frozenset[str]] = frozenset({
+    # the same float32 arithmetic: SciFact dense nDCG@10 +0.0000 both ways (benchmarks/precision.py
+    # --docs 300 --queries 100, AMD EPYC avx2, 2 cores); cosine 1.0000 on the shipped sample
+    frozenset({"openvino:f32", "torch:fp32"}),
+})
+"""Pairs of "backend:precision" whose vectors may share one index: a question embedded by one
+retrieves from chunks embedded by the other as well as from its own (SciFact nDCG@10 within
+0.002 both ways, benchmarks/precision.py). Any other change of precision re-embeds the index.
+int8 with f32 was within 0.0007 in the small run (300 abstracts), too small a corpus to list it
+before the full run (int8 alone is 0.009 below f32 dense on all of SciFact, docs/PERFORMANCE.md)."""
+
+
+def mixable(a: str | None, b: str | None) -> bool:
+    """Whether vectors made by precision `a` and by `b` may be used together."""
+    return a == b or frozenset((a, b)) in MIXABLE

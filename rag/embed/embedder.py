@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 
 from .base import AUTO_ORDER, ENCODERS, Encoder, Unsupported, resolve_model
+from .choice import Choice, candidates, choose, cpu_info
 
 log = logging.getLogger(__name__)
 
@@ -55,9 +56,21 @@ class Embedder:
             cache_dir = default_cache_dir()
         self.model_id = model
         self.batch_size = batch_size
-        self.encoder = _load(backend, model, resolve_model(model), cache_dir=cache_dir,
-                             precision=precision, threads=threads, device=device)
+        location = resolve_model(model)
+        self.choice: Choice | None = None
+        """What `auto` precision resolved to on this machine, measured (rag.embed.choice)."""
+        options: dict[str, Any] = {}
+        if precision == "auto" and backend in ("auto", "openvino") and device == "cpu":
+            self.choice = _measured(model, location, cache_dir, threads, backend)
+            if self.choice is not None:
+                backend, precision = self.choice.backend, self.choice.precision
+                if backend == "openvino":
+                    options["query_threads"] = self.choice.query_threads
+        self.encoder = _load(backend, model, location, cache_dir=cache_dir,
+                             precision=precision, threads=threads, device=device, **options)
         self.backend = self.encoder.label
+        self.precision = _precision_of(self.encoder, precision)
+        """"backend:precision" of the vectors (recorded in the index's manifest)."""
         self.dimension = self.encoder.dimension
         self.max_tokens = self.encoder.max_tokens
         self._recent: OrderedDict[str, np.ndarray] = OrderedDict()
@@ -115,6 +128,26 @@ class Embedder:
             while len(self._recent) > self.RECENT:
                 self._recent.popitem(last=False)
         return out
+
+
+def _measured(model: str, location: str, cache_dir: Path, threads: int, backend: str) -> Choice | None:
+    """The measured choice, or None (the backend's own default) when measuring is impossible:
+    no local model folder for OpenVINO, or every candidate failed."""
+    if not Path(location).is_dir():
+        return None
+    if len(candidates(backend, cpu_info()[1])) < 2:  # nothing to choose between (no OpenVINO)
+        return None
+    try:
+        return choose(model, location, cache_dir, threads, backend)
+    except RuntimeError as exc:
+        log.warning("embedding: could not measure precisions (%s); using the backend's default", exc)
+        return None
+
+
+def _precision_of(encoder: Encoder, precision: str) -> str:
+    """"openvino:f32", "torch:fp32"...: which computation made the vectors."""
+    name = encoder.label.split(" ", 1)[0]
+    return f"{name}:{'fp32' if name == 'torch' else precision}"
 
 
 def _load(backend: str, model: str, location: str, **options: Any) -> Encoder:

@@ -33,7 +33,8 @@ from .base import ENCODERS, Encoder, Unsupported
 log = logging.getLogger(__name__)
 
 PRECISIONS = ("auto", "f32", "bf16", "int8")
-"""auto: OpenVINO's default for the CPU (bf16 where it has bf16 units, else f32); int8: static
+"""auto: OpenVINO's default for the CPU (bf16 where it has bf16 units, else f32); the Embedder
+never passes auto (it measures and passes what it chose, rag.embed.choice). int8: static
 quantization with nncf, calibrated on the first chunks the model embeds."""
 CALIBRATION_SIZE = 300
 FORMAT = 1  # bump when the exported graph changes
@@ -135,7 +136,8 @@ def export(location: Path, pooling: str) -> Any:
 class OpenVinoEncoder:
     """Tokenize with `tokenizers`, run the cached OpenVINO model; rows are unit vectors."""
 
-    def __init__(self, location: Path, cache_dir: Path, precision: str = "auto", threads: int = 1):
+    def __init__(self, location: Path, cache_dir: Path, precision: str = "auto", threads: int = 1,
+                 query_threads: int = 1):
         if precision not in PRECISIONS:
             raise ValueError(f"precision is one of {', '.join(PRECISIONS)}, not {precision!r}")
         self.label = f"openvino ({precision})"
@@ -148,6 +150,8 @@ class OpenVinoEncoder:
         self.cache_dir = cache_dir / "openvino"
         self.precision = precision
         self.threads = threads
+        self.query_threads = query_threads
+        """For one question at a time: chosen by measurement (rag.embed.choice), 1 by default."""
         from tokenizers import Tokenizer
 
         self._tok = Tokenizer.from_file(str(location / "tokenizer.json"))
@@ -173,8 +177,9 @@ class OpenVinoEncoder:
             self._compiled = self._compile(self._cached(precision), precision)
         self.dimension = int(self._compiled.outputs[0].get_partial_shape()[1].get_length())
         self._query: Any = None
-        """The same model compiled for one short text at a time on one thread: on a busy
-        machine, threads waiting for each other cost more than they bring for a 10-token input."""
+        """The same model compiled for one short text at a time on `query_threads` threads: on a
+        busy machine, threads waiting for each other can cost more than they bring for a
+        10-token input (measured per machine by rag.embed.choice)."""
 
     def _cached(self, precision: str, calibration: Sequence[str] = ()) -> Path:
         """The model's IR in the cache, converted (and quantized) first if missing."""
@@ -183,8 +188,13 @@ class OpenVinoEncoder:
         folder = self.cache_dir / cache_key(self.location, precision)
         if (folder / "model.xml").is_file() and (folder / "model.bin").is_file():
             return folder / "model.xml"
-        log.info("converting %s for OpenVINO (%s), once, into %s", self.location.name, precision, folder)
-        model = export(self.location, self.pooling)
+        source = self._exported()
+        if source is not None:  # the same graph, exported before under another precision
+            log.info("reusing %s for OpenVINO (%s)", source.parent.name, precision)
+            model = ov.Core().read_model(str(source))
+        else:
+            log.info("converting %s for OpenVINO (%s), once, into %s", self.location.name, precision, folder)
+            model = export(self.location, self.pooling)
         if precision == "int8":
             model = self._quantize(model, calibration)
         self.cache_dir.mkdir(parents=True, exist_ok=True)
@@ -199,6 +209,16 @@ class OpenVinoEncoder:
         finally:
             shutil.rmtree(tmp, ignore_errors=True)
         return folder / "model.xml"
+
+    def _exported(self) -> Path | None:
+        """An IR of this model already in the cache: f32, bf16 and auto are the same exported
+        graph (the precision is a compile hint), and int8 is quantized from it; reading it
+        saves a torch export (seconds, and importing torch)."""
+        for other in ("auto", "f32", "bf16"):
+            path = self.cache_dir / cache_key(self.location, other) / "model.xml"
+            if path.is_file() and path.with_suffix(".bin").is_file():
+                return path
+        return None
 
     def _quantize(self, model: Any, texts: Sequence[str]) -> Any:
         import nncf
@@ -248,18 +268,18 @@ class OpenVinoEncoder:
         inputs = self._inputs([text])
         with self._query_lock:  # not the batch lock: questions need not wait for indexing
             if self._query is None:
-                self._query = self._compile(*self._path, threads=1).create_infer_request()
+                self._query = self._compile(*self._path, threads=self.query_threads).create_infer_request()
             out = self._query.infer(inputs)[0]
         return np.asarray(out, dtype=np.float32)[0]
 
 
 @ENCODERS.register("openvino")
 def _openvino(model: str, location: str, *, cache_dir: Path, precision: str = "auto", threads: int = 1,
-              device: str = "cpu", **options: Any) -> Encoder:
+              device: str = "cpu", query_threads: int = 1, **options: Any) -> Encoder:
     if device != "cpu":
         raise Unsupported(f"OpenVINO runs the model on the CPU here, not on {device}")
     if importlib.util.find_spec("openvino") is None:
         raise Unsupported("the openvino package is not installed")
     if not Path(location).is_dir():
         raise Unsupported(f"{location} is not a local model folder")
-    return OpenVinoEncoder(Path(location), cache_dir, precision, threads)
+    return OpenVinoEncoder(Path(location), cache_dir, precision, threads, query_threads)
