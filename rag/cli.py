@@ -227,7 +227,8 @@ def _run(args: argparse.Namespace) -> int:
             print("Sources:")
             for n, s in enumerate(answer.sources, start=1):
                 date = f", {s.date}" if s.date else ""
-                print(f"  [{n}] {s.title} ({s.doc_id}{date}) score {s.score:.3f}")
+                score = f"relevance {s.relevance:.2f}" if s.relevance is not None else f"score {s.score:.3f}"
+                print(f"  [{n}] {s.title} ({s.doc_id}{date}) {score}")
         return 0
     if args.command == "serve":
         from ui.app import serve

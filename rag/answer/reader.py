@@ -21,6 +21,14 @@ from ..embed import Embedder
 from ..generate import Generator
 from ..schema import Answer, Evidence, Passage
 from ..text import CONNECTORS, QUESTION_WORDS, STOP_WORDS, names, split_sentences, stem, words
+from .features import (
+    Candidate,
+    features,
+    fused_scores,
+    load_model,
+    refusal_features,
+    unanswerable_probability,
+)
 from .span import kind_of, short_answer
 
 REFUSAL = "The documents don't say."
@@ -59,10 +67,12 @@ def missing_names(question: str, passages: list[Passage]) -> list[str]:
     """Names in the question (Norway, NATO, FIFA World Cup) of which no retrieved passage
     mentions any word, and numbers (2018) that none contains: such a question is about
     something the documents do not cover. "Olympic Games" counts as mentioned when "Olympics"
-    is. The question's first word never opens a name: it is the question's shape."""
+    is; "China-Russia" when "China" or "Russia" is, "Xi's" when "Xi" is. The question's first
+    word never opens a name: it is the question's shape."""
     text = " ".join(f"{p.title} {p.text}" for p in passages).lower()
     missing = [name for name in names(question, sentence_starts=False)
-               if not any(part.lower() in text for part in name.split() if part.lower() not in CONNECTORS)]
+               if not any(part.lower() in text for part in re.split(r"[\s\-‐–]+", name)
+                          if part and part.lower() not in CONNECTORS)]
     return missing + [n for n in re.findall(r"\b\d{2,}\b", question) if n not in text]
 
 
@@ -104,6 +114,16 @@ def with_date(question: str, text: str, cited: list[Passage]) -> str:
     return f"{text} (The article is dated {', '.join(dates)}.)"
 
 
+def with_relevance(passages: list[Passage], candidates: list[Evidence]) -> list[Passage]:
+    """Each passage with its `relevance`: the dense cosine of its closest sentence."""
+    best: dict[int, float] = {}
+    for ev in candidates:
+        if ev.date is None:
+            best[ev.source] = max(best.get(ev.source, -1.0), ev.score)
+    return [replace(p, relevance=round(best[n], 4)) if n in best else p
+            for n, p in enumerate(passages, start=1)]
+
+
 def _pool(evidence: list[Evidence]) -> str:
     return " ".join(ev.text for ev in evidence) + " " + " ".join(ev.date or "" for ev in evidence)
 
@@ -133,9 +153,11 @@ class GroundedReader:
         self.max_new_tokens = max_new_tokens
 
     # -- evidence -------------------------------------------------------------------------
-    def select(self, question: str, passages: list[Passage]) -> list[Evidence]:
-        """Every sentence of the passages (and a date line per dated document), best first."""
+    def candidates(self, question: str, passages: list[Passage]) -> tuple[list[Evidence], list[Candidate]]:
+        """Every informative sentence of the passages (and a date line per dated document), in
+        passage order, with its dense cosine to the question (`Evidence.score`)."""
         candidates: list[Evidence] = []
+        places: list[tuple[int, int]] = []
         seen: set[tuple[str, int]] = set()
         dated: set[str] = set()
         for n, passage in enumerate(passages, start=1):
@@ -143,18 +165,52 @@ class GroundedReader:
                 dated.add(passage.doc_id)
                 line = f"Publication date of this article: {passage.date}."
                 candidates.append(Evidence(n, line, 0, 0, date=passage.date))
+                places.append((n - 1, -10))
+            position = 0
             for start, end in split_sentences(passage.text):
                 key = (passage.doc_id, passage.start + start)
                 if key not in seen and informative(question, passage.text[start:end]):
                     seen.add(key)
                     candidates.append(Evidence(n, passage.text[start:end], start, end))
+                    places.append((n - 1, position))
+                    position += 1
         if not candidates:
-            return []
+            return [], []
         vectors = self.embedder.encode([question] + [c.text for c in candidates])
         scores = vectors[1:] @ vectors[0]
         for cand, score in zip(candidates, scores):
             cand.score = float(score)
-        return [candidates[i] for i in np.argsort(-scores, kind="stable")]
+        return candidates, [Candidate(c.text, a, b, c.score) for c, (a, b) in zip(candidates, places)]
+
+    def rank(self, question: str, passages: list[Passage]) -> tuple[list[Evidence], np.ndarray, bool]:
+        """The candidate sentences best first by the fused score (features.py: dense cosine,
+        BM25, rare words, names, numbers, answer type, neighbours), those scores, and whether
+        the documents do not answer (the fitted refusal classifier; without one, the dense
+        cosine's threshold and the name check). Each Evidence keeps its dense cosine as
+        `score`: a number a person can compare across questions."""
+        candidates, rows = self.candidates(question, passages)
+        missing = bool(missing_names(question, passages))
+        if not candidates:
+            return [], np.zeros(0), True
+        model = load_model()
+        if model is None:
+            fused = np.array([c.score for c in candidates])
+            refuse = missing or fused.max() < self.min_score
+        else:
+            x = features(question, rows)
+            fused = fused_scores(question, rows, model, x)
+            refuse = missing
+            if "refusal" in model:
+                p = unanswerable_probability(refusal_features(x, fused, missing), model)
+                refuse = refuse or p > model["refusal"]["threshold"]
+            else:
+                refuse = refuse or max(c.score for c in candidates) < self.min_score
+        order = np.argsort(-fused, kind="stable")
+        return [candidates[i] for i in order], fused[order], refuse
+
+    def select(self, question: str, passages: list[Passage]) -> list[Evidence]:
+        """Every sentence of the passages (and a date line per dated document), best first."""
+        return self.rank(question, passages)[0]
 
     def messages(self, question: str, evidence: list[Evidence]) -> list[dict[str, str]]:
         sentences = [ev for ev in evidence if ev.date is None]
@@ -178,8 +234,10 @@ class GroundedReader:
         """Yield text pieces as they are generated, then the final, checked Answer.
 
         The pieces are a draft: the final Answer may replace them with the fallback."""
-        ranked = self.select(question, passages)
-        if not ranked or ranked[0].score < self.min_score or missing_names(question, passages):
+        ranked, _, refuse = self.rank(question, passages)
+        passages = with_relevance(passages, ranked)
+        top = max((ev.score for ev in ranked), default=0.0)  # the closest sentence by meaning
+        if refuse:
             yield REFUSAL
             yield self._refusal(question, passages)
             return
@@ -212,7 +270,7 @@ class GroundedReader:
                 text = self.check(question, "".join(pieces), evidence) or ""
                 method = "generated" if text else method
         if not text:
-            if best.score < self.fallback_min_score and coverage(question, best.text) < 0.5:
+            if top < self.fallback_min_score and coverage(question, best.text) < 0.5:
                 yield self._refusal(question, passages)
                 return
             text = self.extractive(best)
