@@ -65,7 +65,7 @@ def refusal_row(question: str, passages, reader, model) -> list[float]:
     _, rows = reader.candidates(question, passages)
     x = ft.features(question, rows)
     fused = ft.fused_scores(question, rows, model) if rows else np.zeros(0)
-    return ft.refusal_features(x, fused, bool(missing_names(question, passages)))
+    return ft.refusal_features(question, rows, x, fused, bool(missing_names(question, passages)))
 
 
 def main() -> int:

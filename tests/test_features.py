@@ -38,8 +38,13 @@ def test_features_reward_the_sentence_with_the_asked_type_and_the_rare_words():
     assert model is not None, "rag/answer/reader_model.json is missing: run benchmarks/fit_reader.py"
     fused = ft.fused_scores(question, candidates, model)
     assert np.argmax(fused) == 1 and ((fused > 0) & (fused < 1)).all()
-    row = ft.refusal_features(x, fused, missing=False)
+    row = ft.refusal_features(question, candidates, x, fused, missing=False)
+    assert len(row) == len(ft.REFUSAL_FEATURES)
     assert 0 <= ft.unanswerable_probability(row, model) <= 1
+    # a swapped-in name no sentence holds is seen
+    swapped = "In which city did Putin meet Erdogan?"
+    other = ft.refusal_features(swapped, candidates, ft.features(swapped, candidates), fused, missing=False)
+    assert other[-1] == 1.0 and row[-1] == 0.0
 
 
 def test_weights_fitted_on_other_features_are_not_used(tmp_path):

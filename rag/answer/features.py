@@ -148,24 +148,34 @@ def fused_scores(question: str, candidates: list[Candidate], model: dict | None 
 
 
 REFUSAL_FEATURES = ("best", "margin", "dense", "type_phrase", "idf_coverage", "names_found",
-                    "missing_names")
+                    "missing_names", "numbers_found", "best_idf_coverage", "absent_words", "absent_name")
 """Per question: the best fused score, its margin to the runner-up, the best dense cosine, whether
-the best sentence holds a phrase of the asked type, how much of the question's rare words and
-names it holds, and whether a name or number of the question is missing from every passage."""
+the best sentence holds a phrase of the asked type, how much of the question's rare words,
+names and numbers it holds, the best rare-word coverage of any sentence, the share of the
+question's words and whether a word of one of its names that no candidate sentence holds, and
+whether a name or number of the question is missing from every passage."""
 
 
-def refusal_features(x: np.ndarray, fused: np.ndarray, missing: bool) -> list[float]:
+def refusal_features(question: str, candidates: list[Candidate], x: np.ndarray, fused: np.ndarray,
+                     missing: bool) -> list[float]:
     """The refusal classifier's row for one question, from its candidates' features and scores."""
     if not len(fused):
-        return [0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 1.0]
+        return [0.0] * 6 + [1.0, 0.0, 0.0, 1.0, 1.0]
     col = {name: i for i, name in enumerate(FEATURES)}
     order = np.argsort(-fused, kind="stable")
     best = order[0]
     runner = fused[order[1]] if len(order) > 1 else 0.0
     typed = x[best, col["type_phrase"]] if x[best, col["typed_question"]] else 1.0
+    held = set()
+    for c in candidates:
+        held.update(tokenize(c.text))
+    asked = set(tokenize(question))
+    absent = len(asked - held) / len(asked) if asked else 0.0
+    name_words = {t for n in names(question, sentence_starts=False) for t in tokenize(n)}
     return [float(fused[best]), float(fused[best] - runner), float(x[:, col["dense"]].max()),
             float(typed), float(x[best, col["idf_coverage"]]), float(x[best, col["names"]]),
-            float(missing)]
+            float(missing), float(x[best, col["numbers"]]), float(x[:, col["idf_coverage"]].max()),
+            absent, float(bool(name_words - held))]
 
 
 def unanswerable_probability(row: list[float], model: dict) -> float:
