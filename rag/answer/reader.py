@@ -5,8 +5,8 @@ The sentences are ranked by several signals fused with weights fitted on the tun
 XQuAD's articles (features.py: dense cosine, BM25 over the candidates, the question's rare
 words, names and numbers, the expected answer type, the neighbours); refusal is a classifier
 over the same ranking (best score, margin, type match, coverage, names), calibrated on
-constructed unanswerables (benchmarks/fit_reader.py). Without the fitted file, the dense cosine
-and its thresholds decide, as before.
+constructed unanswerables (benchmarks/fit_reader.py), is available (`learnt_refusal`) but off:
+the dense cosine's threshold and the name check decide by default.
 
 A 135M-parameter model rambles on long contexts and answers from memory, so it sees only the
 two best sentences and is asked for a few words. Its reply is kept only when every content word
@@ -145,6 +145,7 @@ class GroundedReader:
         fallback_min_score: float = 0.49,
         evidence_sentences: int = 2,
         max_new_tokens: int = 24,
+        learnt_refusal: bool = False,
     ):
         self.embedder = embedder
         self.generator = generator
@@ -155,6 +156,10 @@ class GroundedReader:
         is at least this similar or holds half of the question's words; otherwise refuse."""
         self.evidence_sentences = evidence_sentences
         self.max_new_tokens = max_new_tokens
+        self.learnt_refusal = learnt_refusal
+        """Refuse by the fitted classifier instead of `min_score`. Off: calibrated on XQuAD's
+        encyclopedia sentences, it refuses seed-article questions whose short news sentences
+        score lower (docs/EVALUATION.md, reader-fit)."""
 
     # -- evidence -------------------------------------------------------------------------
     def candidates(self, question: str, passages: list[Passage]) -> tuple[list[Evidence], list[Candidate]]:
@@ -203,12 +208,10 @@ class GroundedReader:
         else:
             x = features(question, rows)
             fused = fused_scores(question, rows, model, x)
-            refuse = missing
-            if "refusal" in model:
+            refuse = missing or max(c.score for c in candidates) < self.min_score
+            if self.learnt_refusal and "refusal" in model:
                 p = unanswerable_probability(refusal_features(question, rows, x, fused, missing), model)
-                refuse = refuse or p > model["refusal"]["threshold"]
-            else:
-                refuse = refuse or max(c.score for c in candidates) < self.min_score
+                refuse = missing or p > model["refusal"]["threshold"]
         order = np.argsort(-fused, kind="stable")
         return [candidates[i] for i in order], fused[order], refuse
 
