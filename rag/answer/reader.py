@@ -212,7 +212,13 @@ class GroundedReader:
             if self.learnt_refusal and "refusal" in model:
                 p = unanswerable_probability(refusal_features(question, rows, x, fused, missing), model)
                 refuse = missing or p > model["refusal"]["threshold"]
-        order = np.argsort(-fused, kind="stable")
+        order = [int(i) for i in np.argsort(-fused, kind="stable")]
+        # A date line is no sentence of the text, and none was in the data the weights were
+        # fitted on: it keeps its place by the dense cosine, first only when closest of all.
+        closest = max((c.score for c in candidates if c.date is None), default=-1.0)
+        lines = [i for i in order if candidates[i].date is not None]
+        first = [i for i in lines if candidates[i].score > closest]
+        order = first + [i for i in order if i not in lines] + [i for i in lines if i not in first]
         return [candidates[i] for i in order], fused[order], refuse
 
     def select(self, question: str, passages: list[Passage]) -> list[Evidence]:
