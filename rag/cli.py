@@ -27,7 +27,8 @@ EXAMPLES = """examples:
   rag collections                   collections with their document and chunk counts
   rag users add alice --read papers --write notes    a login for rag serve --auth
   rag eval retrieval --write docs/EVALUATION.md   nDCG@10 etc. on BEIR SciFact
-  rag eval qa --mode e2e --limit 200               SQuAD EM/F1 on XQuAD (en)
+  rag eval qa --mode e2e --limit 200               SQuAD EM/F1 on XQuAD (en), both halves
+  rag eval qa --unanswerable --limit 200           refusal of constructed unanswerables
 """
 
 
@@ -138,6 +139,9 @@ def build_parser() -> argparse.ArgumentParser:
                    "indexed, the assistant retrieves and answers")
     e.add_argument("--limit", type=int, default=None, metavar="N",
                    help="N questions spread evenly over the file")
+    e.add_argument("--unanswerable", action="store_true",
+                   help="end to end, refusal of constructed unanswerables (own paragraph removed, "
+                   "key name or number swapped) and false refusals of the answerable originals")
     e = bench.add_parser("seed", help="the project's own question set, with refusals")
     e.add_argument("--questions", metavar="FILE", default=None,
                    help="default: benchmarks/seed_questions.json over seeds/")
@@ -264,7 +268,8 @@ def _run(args: argparse.Namespace) -> int:
             print("Sources:")
             for n, s in enumerate(answer.sources, start=1):
                 date = f", {s.date}" if s.date else ""
-                print(f"  [{n}] {s.title} ({s.doc_id}{date}) score {s.score:.3f}")
+                score = f"relevance {s.relevance:.2f}" if s.relevance is not None else f"score {s.score:.3f}"
+                print(f"  [{n}] {s.title} ({s.doc_id}{date}) {score}")
         return 0
     if args.command == "serve":
         from ui.app import serve
@@ -436,8 +441,12 @@ def _eval(settings, args: argparse.Namespace) -> int:
     elif args.benchmark == "qa":
         squad = Path(args.squad)
         work = work or settings.cache_dir / "eval" / f"squad-{squad.stem}"
-        result = ev.evaluate_qa(squad, work, args.mode, args.limit, progress=progress, **overrides)
-        report, key = ev.qa_report(result, command), f"qa-{args.mode}-{squad.stem}"
+        if args.unanswerable:
+            result = ev.evaluate_unanswerable(squad, work, args.limit, progress=progress, **overrides)
+            report, key = ev.unanswerable_report(result, command), f"qa-unanswerable-{squad.stem}"
+        else:
+            result = ev.evaluate_qa(squad, work, args.mode, args.limit, progress=progress, **overrides)
+            report, key = ev.qa_report(result, command), f"qa-{args.mode}-{squad.stem}"
     else:
         root = Path(__file__).resolve().parents[1]
         questions = Path(args.questions) if args.questions else root / "benchmarks" / "seed_questions.json"

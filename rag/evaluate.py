@@ -177,6 +177,58 @@ def load_squad(path: Path) -> list[SquadItem]:
     return items
 
 
+HALVES = ("tune", "held-out")
+
+
+def split_articles(titles: Iterable[str]) -> dict[str, str]:
+    """Article title -> "tune" or "held-out": the titles sorted, alternately one and the other.
+    Deterministic and by article, so nothing fitted on the tune half has seen a paragraph (or a
+    question about a paragraph) of the held-out half; sorting makes it independent of file order."""
+    return {t: HALVES[n % 2] for n, t in enumerate(sorted(set(titles)))}
+
+
+def contains_gold(answer: str, golds: Iterable[str]) -> bool:
+    """Does the answer hold one of the gold answers (both SQuAD-normalised)? What a reader of a
+    sentence answer sees, where EM/F1 punish the sentence's other words."""
+    text = f" {normalize_answer(answer)} "
+    return any(f" {normalize_answer(g)} " in text for g in golds if normalize_answer(g))
+
+
+_NUMBER = re.compile(r"\b\d[\d,.]*\d\b|\b\d\b")
+
+
+def _year(token: str) -> bool:
+    return bool(re.fullmatch(r"1\d{3}|20\d{2}", token))
+
+
+def swapped_question(item: SquadItem, article: list[str]) -> str | None:
+    """The question with its key number or name replaced by another of the same type (a year by
+    a year) from another paragraph of the same article, one its own paragraph does not hold: on
+    topic and plausible, but the documents no longer answer it. None when nothing fits. The
+    choice is seeded by the question id, so the set is the same every run."""
+    import random
+    import zlib
+
+    from .text import names
+
+    own = item.context.lower()
+    others = " ".join(c for c in article if c != item.context)
+    rng = random.Random(zlib.crc32(item.id.encode()))
+    for number in _NUMBER.findall(item.question):
+        pool = sorted({n for n in _NUMBER.findall(others)
+                       if n != number and n.lower() not in own and _year(n) == _year(number)})
+        if pool:
+            return re.sub(rf"\b{re.escape(number)}\b", rng.choice(pool), item.question, count=1)
+    asked = item.question.lower()
+    for name in names(item.question, sentence_starts=False):
+        size = len(name.split())
+        pool = sorted({n for n in names(others) if n.lower() not in own and n.lower() not in asked
+                       and len(n.split()) == size and len(n) > 2})
+        if pool:
+            return item.question.replace(name, rng.choice(pool), 1)
+    return None
+
+
 def _jsonl(path: Path) -> Iterable[dict[str, Any]]:
     with open(path, encoding="utf-8") as fh:
         for line in fh:
@@ -324,17 +376,38 @@ def answer_text(answer: Any) -> str:
     return answer.short or _CITATIONS.sub("", answer.text).strip()
 
 
+def _spread(items: list[SquadItem], limit: int | None) -> list[SquadItem]:
+    # spread over the file: the first N would all be about one or two articles
+    return items[:: max(1, len(items) // limit)][:limit] if limit else items
+
+
+def _halves(items: list[SquadItem], per_item: dict[str, dict[str, float]]) -> dict[str, dict[str, float]]:
+    """Mean of each per-question measure over the tune half, the held-out half and all."""
+    split = split_articles(i.title for i in items)
+    groups: dict[str, list[str]] = {"tune": [], "held-out": [], "all": []}
+    for item in items:
+        groups[split[item.title]].append(item.id)
+        groups["all"].append(item.id)
+    out: dict[str, dict[str, float]] = {}
+    for name, ids in groups.items():
+        if ids:
+            keys = per_item[ids[0]].keys()
+            out[name] = {k: 100.0 * sum(per_item[i][k] for i in ids) / len(ids) for k in keys}
+            out[name]["questions"] = len(ids)
+    return out
+
+
 def evaluate_qa(squad_file: Path, work: Path, mode: str = "rc", limit: int | None = None,
                 progress: bool = True, embedder: Any = None, **settings: Any) -> Result:
-    """SQuAD EM/F1. `rc`: the reader gets the gold paragraph as its only passage. `e2e`: every
-    paragraph is indexed and the assistant retrieves and answers."""
+    """SQuAD EM/F1, and the share of answers holding the gold text, on the tune half and the
+    held-out half of the articles (`split_articles`). `rc`: the reader gets the gold paragraph
+    as its only passage. `e2e`: every paragraph is indexed and the assistant retrieves and
+    answers."""
     from .schema import Passage
 
     if mode not in ("rc", "e2e"):
         raise ValueError("mode is rc or e2e")
-    items = load_squad(squad_file)
-    if limit:  # spread over the file: the first N would all be about one or two articles
-        items = items[:: max(1, len(items) // limit)][:limit]
+    items = _spread(load_squad(squad_file), limit)
     paragraphs = {}
     for item in load_squad(squad_file):
         paragraphs.setdefault(item.paragraph, (item.title, item.context))
@@ -343,13 +416,9 @@ def evaluate_qa(squad_file: Path, work: Path, mode: str = "rc", limit: int | Non
     else:  # no index: the reader alone
         assistant, mapping = _new_assistant(work / "corpus", work / "index", embedder, **settings), {}
     predictions: dict[str, str] = {}
-    refused = hit = 0
+    per_item: dict[str, dict[str, float]] = {}
     times: list[float] = []
-    bar = None
-    if progress:
-        from tqdm import tqdm
-
-        bar = tqdm(total=len(items), unit="question", desc=f"answering ({mode})")
+    bar = _bar(progress, len(items), f"answering ({mode})")
     for item in items:
         started = time.perf_counter()
         if mode == "rc":
@@ -358,26 +427,110 @@ def evaluate_qa(squad_file: Path, work: Path, mode: str = "rc", limit: int | Non
             answer = assistant.reader.run(item.question, [passage])
         else:
             answer = assistant.ask(item.question)
-            hit += any(mapping.get(p.doc_id) == item.paragraph for p in answer.sources)
         times.append(time.perf_counter() - started)
-        refused += answer.refused
         predictions[item.id] = answer_text(answer)
+        full = "" if answer.refused else _CITATIONS.sub("", answer.text)
+        pred = predictions[item.id]
+        scores = {"exact_match": metric_max_over_ground_truths(exact_match_score, pred, item.answers),
+                  "f1": metric_max_over_ground_truths(f1_score, pred, item.answers),
+                  "answer holds gold": float(contains_gold(full, item.answers)),
+                  "refused": float(answer.refused)}
+        if mode == "e2e":
+            scores[f"gold paragraph in top {assistant.settings.top_k}"] = float(
+                any(mapping.get(p.doc_id) == item.paragraph for p in answer.sources))
+        per_item[item.id] = scores
         if bar is not None:
             bar.update(1)
     if bar is not None:
         bar.close()
-    metrics = squad_scores(predictions, {i.id: i.answers for i in items})
-    metrics["refused"] = 100.0 * refused / len(items)
-    if mode == "e2e":
-        metrics[f"gold paragraph in top {assistant.settings.top_k}"] = 100.0 * hit / len(items)
+    halves = _halves(items, per_item)
     times.sort()
     return Result(
         Path(squad_file).name,
-        metrics,
-        {"questions": len(items), "paragraphs": len(paragraphs), "mode": mode,
+        {k: v for k, v in halves["held-out" if "held-out" in halves else "all"].items() if k != "questions"},
+        {"questions": len(items), "paragraphs": len(paragraphs), "mode": mode, "halves": halves,
          "generator": assistant.settings.generator, "median_seconds": times[len(times) // 2],
          "predictions": predictions},
     )
+
+
+def _bar(progress: bool, total: int, desc: str) -> Any:
+    if not progress:
+        return None
+    from tqdm import tqdm
+
+    return tqdm(total=total, unit="question", desc=desc)
+
+
+def evaluate_unanswerable(squad_file: Path, work: Path, limit: int | None = None, progress: bool = True,
+                          embedder: Any = None, **settings: Any) -> Result:
+    """Refusal of constructed unanswerables, end to end over every paragraph: each question
+    asked (1) as it is (it should be answered: a refusal is a false refusal), (2) with its own
+    paragraph taken out of the results (its chunks are dropped from a deeper search, as if it
+    were not indexed: on topic, no answer), and (3) with its key name or number swapped
+    (`swapped_question`). Reported on both halves of the articles."""
+    items = _spread(load_squad(squad_file), limit)
+    paragraphs: dict[str, tuple[str, str]] = {}
+    articles: dict[str, list[str]] = {}
+    for item in load_squad(squad_file):
+        if item.paragraph not in paragraphs:
+            paragraphs[item.paragraph] = (item.title, item.context)
+            articles.setdefault(item.title, []).append(item.context)
+    assistant, mapping = _assistant(work, paragraphs, progress, embedder, **settings)
+    k = assistant.settings.top_k
+    per_item: dict[str, dict[str, float]] = {}
+    swapped_counts = Counter()
+    examples: list[tuple[str, str, bool]] = []
+    times: list[float] = []
+    bar = _bar(progress, len(items), "answering (unanswerable)")
+    for item in items:
+        started = time.perf_counter()
+        answered = assistant.ask(item.question)
+        times.append(time.perf_counter() - started)
+        deeper = assistant.retriever.run(item.question, 3 * k)
+        without = [p for p in deeper if mapping.get(p.doc_id) != item.paragraph][:k]
+        removed = assistant.reader.run(item.question, without)
+        row = {"false refusals (answerable)": float(answered.refused),
+               "refused: own paragraph removed": float(removed.refused)}
+        swapped = swapped_question(item, articles[item.title])
+        if swapped is not None:
+            result = assistant.ask(swapped)
+            row["refused: name or number swapped"] = float(result.refused)
+            swapped_counts[item.id] = 1
+            if len(examples) < 5:
+                examples.append((item.question, swapped, result.refused))
+        per_item[item.id] = row
+        if bar is not None:
+            bar.update(1)
+    if bar is not None:
+        bar.close()
+    halves: dict[str, dict[str, float]] = {}
+    split = split_articles(i.title for i in items)
+    for name in ("tune", "held-out", "all"):
+        ids = [i.id for i in items if name == "all" or split[i.title] == name]
+        if not ids:
+            continue
+        rows = [per_item[i] for i in ids]
+        swaps = [r["refused: name or number swapped"] for r in rows if "refused: name or number swapped" in r]
+        unanswerable = [r["refused: own paragraph removed"] for r in rows] + swaps
+
+        def share(key: str, rows: list[dict[str, float]] = rows) -> float:
+            return 100.0 * sum(r[key] for r in rows) / len(rows)
+
+        halves[name] = {
+            "refused (all unanswerables)": 100.0 * sum(unanswerable) / len(unanswerable),
+            "refused: own paragraph removed": share("refused: own paragraph removed"),
+            "refused: name or number swapped": 100.0 * sum(swaps) / len(swaps) if swaps else float("nan"),
+            "false refusals (answerable)": share("false refusals (answerable)"),
+            "questions": len(ids), "swapped": len(swaps),
+        }
+    times.sort()
+    return Result(Path(squad_file).name,
+                  {k: v for k, v in halves["held-out" if "held-out" in halves else "all"].items()
+                   if k not in ("questions", "swapped")},
+                  {"questions": len(items), "paragraphs": len(paragraphs), "mode": "unanswerable",
+                   "halves": halves, "generator": assistant.settings.generator,
+                   "median_seconds": times[len(times) // 2], "examples": examples})
 
 
 def evaluate_seed(questions_file: Path, corpus: Path, work: Path, embedder: Any = None,
@@ -454,19 +607,44 @@ def retrieval_report(result: Result, command: str) -> str:
 
 def qa_report(result: Result, command: str) -> str:
     d = result.details
+    if d["mode"] == "unanswerable":
+        return unanswerable_report(result, command)
     mode = ("reading comprehension (gold paragraph given to the reader)" if d["mode"] == "rc"
             else f"end to end ({d['paragraphs']} paragraphs indexed, the assistant retrieves and answers)")
-    columns = ["exact_match", "f1", "refused"] + [k for k in result.metrics if k.startswith("gold")]
-    rows = [(f"**this project**: generator {d['generator']}", result.metrics)]
+    columns = ["questions", "exact_match", "f1", "answer holds gold", "refused"]
+    columns += [k for k in result.metrics if k.startswith("gold")]
+    rows = [(f"**this project, {name} half**: generator {d['generator']}" if name != "all"
+             else f"this project, all: generator {d['generator']}", m)
+            for name, m in d["halves"].items()]
     if d["mode"] == "rc":
         rows += PUBLISHED_QA.get(result.name, [])
     return (
         f"### Question answering: {result.name}, {mode}\n\n"
-        f"{d['questions']} questions; SQuAD v1.1 exact match and F1 (0-100) of the answer text "
-        f"without citation markers, a refusal scoring 0; median {d['median_seconds']:.2f} s per "
-        "question.\n\n"
+        f"{d['questions']} questions; SQuAD v1.1 exact match and F1 (0-100) of the short answer "
+        "(else the answer without citation markers), and the share of answers whose text holds "
+        "the gold answer; a refusal scores 0. The articles are split in two by title (sorted, "
+        "alternately): weights are fitted on the tune half only, the held-out half is the figure "
+        f"to quote. Median {d['median_seconds']:.2f} s per question.\n\n"
         + table(rows, columns, 1)
         + f"\n\n```sh\n{command}\n```\n"
+    )
+
+
+def unanswerable_report(result: Result, command: str) -> str:
+    d = result.details
+    columns = ["questions", "swapped", "refused (all unanswerables)", "refused: own paragraph removed",
+               "refused: name or number swapped", "false refusals (answerable)"]
+    rows = [(f"**{name} half**" if name != "all" else "all", m) for name, m in d["halves"].items()]
+    examples = "\n".join(f"- “{q}” → “{s}”: {'refused' if r else 'answered'}" for q, s, r in d["examples"])
+    return (
+        f"### Refusal of constructed unanswerables: {result.name}, end to end\n\n"
+        f"{d['questions']} questions over {d['paragraphs']} indexed paragraphs, generator "
+        f"{d['generator']}. Each is asked as it is (a refusal is a false refusal), with its own "
+        "paragraph removed from the results, and, where the question has a name or number "
+        "that another paragraph of its article can replace, with that swapped in (“swapped” "
+        f"counts those). Median {d['median_seconds']:.2f} s per question.\n\n"
+        + table(rows, columns, 1)
+        + f"\n\nSwapped questions, first few:\n{examples}\n\n```sh\n{command}\n```\n"
     )
 
 

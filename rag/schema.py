@@ -59,6 +59,10 @@ class Passage:
     score: float
     highlight: tuple[int, int] | None = None
     """Offsets, inside `text`, of the sentence that supports the answer."""
+    relevance: float | None = None
+    """The question's cosine with the passage's closest sentence, set by the reader: a number a
+    person can read and compare across questions. `score` is the retrieval's (fused) score,
+    which only ranks."""
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

@@ -143,10 +143,44 @@ def test_qa_on_a_small_squad_file(mode: str, tmp_path: Path, embedder):
                             generator="extractive")
     assert result.details["questions"] == 2
     # "how many" gets its short answer (27.3), "which organ" the whole sentence: partial credit
-    assert 0 < result.metrics["f1"] < 100 and result.metrics["refused"] == 0
+    both = result.details["halves"]["all"]
+    assert 0 < both["f1"] < 100 and both["refused"] == 0
+    # the sentence answers hold the gold text even where the short answer is not exact
+    assert both["answer holds gold"] == 100.0
+    # one article per half, each question in exactly one
+    halves = result.details["halves"]
+    assert halves["tune"]["questions"] == halves["held-out"]["questions"] == 1
     if mode == "e2e":
-        assert result.metrics["gold paragraph in top 4"] == 100.0
+        assert both["gold paragraph in top 4"] == 100.0
     assert "| **this project" in ev.qa_report(result, "rag eval qa")
+
+
+def test_split_and_constructed_unanswerables():
+    split = ev.split_articles(["b", "a", "c", "a"])
+    assert split == {"a": "tune", "b": "held-out", "c": "tune"}
+    assert ev.contains_gold("It is made by the pancreas.", ["the pancreas"])
+    assert not ev.contains_gold("It is made by the pancreatic duct.", ["pancreas"])
+    item = ev.SquadItem("q1", "What did Tesla build in 1891?", ["coil"],
+                        "In 1891 Tesla built the Tesla coil in New York.", "T#0", "Tesla")
+    article = [item.context, "Tesla moved to Colorado Springs in 1899 and to Paris later."]
+    assert ev.swapped_question(item, article) == "What did Tesla build in 1899?"
+    named = ev.SquadItem("q2", "Where did Edison live?", ["Menlo Park"],
+                         "Edison lived at Menlo Park.", "T#1", "Tesla")
+    swapped = ev.swapped_question(named, article + [named.context])
+    assert swapped in ("Where did Tesla live?", "Where did Paris live?")
+    assert ev.swapped_question(named, [named.context]) is None
+
+
+def test_unanswerable_on_a_small_squad_file(tmp_path: Path, embedder):
+    squad = tmp_path / "tiny.json"
+    squad.write_text(json.dumps(SQUAD))
+    result = ev.evaluate_unanswerable(squad, tmp_path / "work", progress=False, embedder=embedder,
+                                      generator="extractive")
+    both = result.details["halves"]["all"]
+    # with its paragraph gone, neither question has an answer left: both refused
+    assert both["refused: own paragraph removed"] == 100.0
+    assert both["false refusals (answerable)"] == 0.0
+    assert "refused (all unanswerables)" in ev.unanswerable_report(result, "rag eval qa --unanswerable")
 
 
 def test_rag_eval_command_writes_its_section(beir: Path, tmp_path: Path, capsys):

@@ -88,7 +88,7 @@ def source_card(n: int, passage: Passage, cited: bool) -> str:
         f'<summary><span class="rag-num">[{n}]</span> '
         f'<span class="rag-title">{html.escape(passage.title or passage.doc_id)}</span>{badge}'
         f'<div class="rag-meta">{date} · <code>{html.escape(passage.doc_id)}</code> · '
-        f"score {passage.score:.2f}</div></summary>"
+        f"{_score(passage)}</div></summary>"
         f'<div class="rag-passage">{_passage_html(passage)}</div></details>'
     )
 
@@ -175,3 +175,11 @@ document.addEventListener("click", function (event) {
 }, true);
 </script>
 """
+
+
+def _score(passage: Passage) -> str:
+    """The readable relevance (the closest sentence's cosine) where the reader set it; the
+    retrieval score, which only ranks, otherwise."""
+    if passage.relevance is not None:
+        return f"relevance {passage.relevance:.2f}"
+    return f"score {passage.score:.2f}"

@@ -180,6 +180,7 @@ def api_answer(answer: Answer) -> dict[str, Any]:
         "sources": [
             {"n": n, "doc_id": p.doc_id, "title": p.title, "date": p.date, "text": p.text,
              "start": p.start, "end": p.end, "score": round(float(p.score), 4),
+             "relevance": p.relevance,
              "highlight": list(p.highlight) if p.highlight else None, "cited": n in cited}
             for n, p in enumerate(answer.sources, start=1)
         ],

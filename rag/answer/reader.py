@@ -1,14 +1,18 @@
 """The answer step: pick the evidence sentences, let the generator phrase a short answer from
 them alone, check the answer against them, and refuse when the documents do not hold it.
 
+The sentences are ranked by several signals fused with weights fitted on the tune half of
+XQuAD's articles (features.py: dense cosine, BM25 over the candidates, the question's rare
+words, names and numbers, the expected answer type, the neighbours); refusal is a classifier
+over the same ranking (best score, margin, type match, coverage, names), calibrated on
+constructed unanswerables (benchmarks/fit_reader.py), is available (`learnt_refusal`) but off:
+the dense cosine's threshold and the name check decide by default.
+
 A 135M-parameter model rambles on long contexts and answers from memory, so it sees only the
 two best sentences and is asked for a few words. Its reply is kept only when every content word
 it adds to the question is found in that evidence; otherwise the best sentence itself is the
-answer, and when the evidence is weak as well, the answer is a refusal. Measured on the seed
-question set (benchmarks/seed_questions.json), this beats free generation (9-10 of 20 right),
-a few-shot prompt, and span selection by the model's likelihood.
+answer, and when the evidence is weak as well, the answer is a refusal.
 """
-
 from __future__ import annotations
 
 import re
@@ -21,6 +25,14 @@ from ..embed import Embedder
 from ..generate import Generator
 from ..schema import Answer, Evidence, Passage
 from ..text import CONNECTORS, QUESTION_WORDS, STOP_WORDS, names, split_sentences, stem, words
+from .features import (
+    Candidate,
+    features,
+    fused_scores,
+    load_model,
+    refusal_features,
+    unanswerable_probability,
+)
 from .span import kind_of, short_answer
 
 REFUSAL = "The documents don't say."
@@ -59,10 +71,12 @@ def missing_names(question: str, passages: list[Passage]) -> list[str]:
     """Names in the question (Norway, NATO, FIFA World Cup) of which no retrieved passage
     mentions any word, and numbers (2018) that none contains: such a question is about
     something the documents do not cover. "Olympic Games" counts as mentioned when "Olympics"
-    is. The question's first word never opens a name: it is the question's shape."""
+    is; "China-Russia" when "China" or "Russia" is, "Xi's" when "Xi" is. The question's first
+    word never opens a name: it is the question's shape."""
     text = " ".join(f"{p.title} {p.text}" for p in passages).lower()
     missing = [name for name in names(question, sentence_starts=False)
-               if not any(part.lower() in text for part in name.split() if part.lower() not in CONNECTORS)]
+               if not any(part.lower() in text for part in re.split(r"[\s\-‐–]+", name)
+                          if part and part.lower() not in CONNECTORS)]
     return missing + [n for n in re.findall(r"\b\d{2,}\b", question) if n not in text]
 
 
@@ -104,6 +118,16 @@ def with_date(question: str, text: str, cited: list[Passage]) -> str:
     return f"{text} (The article is dated {', '.join(dates)}.)"
 
 
+def with_relevance(passages: list[Passage], candidates: list[Evidence]) -> list[Passage]:
+    """Each passage with its `relevance`: the dense cosine of its closest sentence."""
+    best: dict[int, float] = {}
+    for ev in candidates:
+        if ev.date is None:
+            best[ev.source] = max(best.get(ev.source, -1.0), ev.score)
+    return [replace(p, relevance=round(best[n], 4)) if n in best else p
+            for n, p in enumerate(passages, start=1)]
+
+
 def _pool(evidence: list[Evidence]) -> str:
     return " ".join(ev.text for ev in evidence) + " " + " ".join(ev.date or "" for ev in evidence)
 
@@ -121,6 +145,7 @@ class GroundedReader:
         fallback_min_score: float = 0.49,
         evidence_sentences: int = 2,
         max_new_tokens: int = 24,
+        learnt_refusal: bool = False,
     ):
         self.embedder = embedder
         self.generator = generator
@@ -131,11 +156,17 @@ class GroundedReader:
         is at least this similar or holds half of the question's words; otherwise refuse."""
         self.evidence_sentences = evidence_sentences
         self.max_new_tokens = max_new_tokens
+        self.learnt_refusal = learnt_refusal
+        """Refuse by the fitted classifier instead of `min_score`. Off: calibrated on XQuAD's
+        encyclopedia sentences, it refuses seed-article questions whose short news sentences
+        score lower (docs/EVALUATION.md, reader-fit)."""
 
     # -- evidence -------------------------------------------------------------------------
-    def select(self, question: str, passages: list[Passage]) -> list[Evidence]:
-        """Every sentence of the passages (and a date line per dated document), best first."""
+    def candidates(self, question: str, passages: list[Passage]) -> tuple[list[Evidence], list[Candidate]]:
+        """Every informative sentence of the passages (and a date line per dated document), in
+        passage order, with its dense cosine to the question (`Evidence.score`)."""
         candidates: list[Evidence] = []
+        places: list[tuple[int, int]] = []
         seen: set[tuple[str, int]] = set()
         dated: set[str] = set()
         for n, passage in enumerate(passages, start=1):
@@ -143,18 +174,56 @@ class GroundedReader:
                 dated.add(passage.doc_id)
                 line = f"Publication date of this article: {passage.date}."
                 candidates.append(Evidence(n, line, 0, 0, date=passage.date))
+                places.append((n - 1, -10))
+            position = 0
             for start, end in split_sentences(passage.text):
                 key = (passage.doc_id, passage.start + start)
                 if key not in seen and informative(question, passage.text[start:end]):
                     seen.add(key)
                     candidates.append(Evidence(n, passage.text[start:end], start, end))
+                    places.append((n - 1, position))
+                    position += 1
         if not candidates:
-            return []
+            return [], []
         asked = self.embedder.encode([question])[0]
         scores = self.embedder.encode_recurring([c.text for c in candidates]) @ asked
         for cand, score in zip(candidates, scores):
             cand.score = float(score)
-        return [candidates[i] for i in np.argsort(-scores, kind="stable")]
+        return candidates, [Candidate(c.text, a, b, c.score) for c, (a, b) in zip(candidates, places)]
+
+    def rank(self, question: str, passages: list[Passage]) -> tuple[list[Evidence], np.ndarray, bool]:
+        """The candidate sentences best first by the fused score (features.py: dense cosine,
+        BM25, rare words, names, numbers, answer type, neighbours), those scores, and whether
+        the documents do not answer (the fitted refusal classifier; without one, the dense
+        cosine's threshold and the name check). Each Evidence keeps its dense cosine as
+        `score`: a number a person can compare across questions."""
+        candidates, rows = self.candidates(question, passages)
+        missing = bool(missing_names(question, passages))
+        if not candidates:
+            return [], np.zeros(0), True
+        model = load_model()
+        if model is None:
+            fused = np.array([c.score for c in candidates])
+            refuse = missing or fused.max() < self.min_score
+        else:
+            x = features(question, rows)
+            fused = fused_scores(question, rows, model, x)
+            refuse = missing or max(c.score for c in candidates) < self.min_score
+            if self.learnt_refusal and "refusal" in model:
+                p = unanswerable_probability(refusal_features(question, rows, x, fused, missing), model)
+                refuse = missing or p > model["refusal"]["threshold"]
+        order = [int(i) for i in np.argsort(-fused, kind="stable")]
+        # A date line is no sentence of the text, and none was in the data the weights were
+        # fitted on: it keeps its place by the dense cosine, first only when closest of all.
+        closest = max((c.score for c in candidates if c.date is None), default=-1.0)
+        lines = [i for i in order if candidates[i].date is not None]
+        first = [i for i in lines if candidates[i].score > closest]
+        order = first + [i for i in order if i not in lines] + [i for i in lines if i not in first]
+        return [candidates[i] for i in order], fused[order], refuse
+
+    def select(self, question: str, passages: list[Passage]) -> list[Evidence]:
+        """Every sentence of the passages (and a date line per dated document), best first."""
+        return self.rank(question, passages)[0]
 
     def messages(self, question: str, evidence: list[Evidence]) -> list[dict[str, str]]:
         sentences = [ev for ev in evidence if ev.date is None]
@@ -178,8 +247,10 @@ class GroundedReader:
         """Yield text pieces as they are generated, then the final, checked Answer.
 
         The pieces are a draft: the final Answer may replace them with the fallback."""
-        ranked = self.select(question, passages)
-        if not ranked or ranked[0].score < self.min_score or missing_names(question, passages):
+        ranked, _, refuse = self.rank(question, passages)
+        passages = with_relevance(passages, ranked)
+        top = max((ev.score for ev in ranked), default=0.0)  # the closest sentence by meaning
+        if refuse:
             yield REFUSAL
             yield self._refusal(question, passages)
             return
@@ -212,7 +283,7 @@ class GroundedReader:
                 text = self.check(question, "".join(pieces), evidence) or ""
                 method = "generated" if text else method
         if not text:
-            if best.score < self.fallback_min_score and coverage(question, best.text) < 0.5:
+            if top < self.fallback_min_score and coverage(question, best.text) < 0.5:
                 yield self._refusal(question, passages)
                 return
             text = self.extractive(best)

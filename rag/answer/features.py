@@ -1,0 +1,185 @@
+"""Signals for choosing the answer sentence, fused by weights fitted on data.
+
+The dense cosine alone picks a sentence that is *about* the question ("the unprecedented
+closeness" for "In which city did Putin meet Xi?"); the sentence that answers it also shares
+the question's rare words, its names and numbers, and holds a phrase of the asked type (a
+place for "which city") that the question does not. These are the features of the QA systems
+before BERT readers. The weights come from a logistic regression on the tune half of XQuAD's
+articles (benchmarks/fit_reader.py writes rag/answer/reader_model.json); without that file
+the ranking is the dense cosine, as before.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from collections import Counter
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+
+import numpy as np
+
+from ..store.lexical import tokenize
+from ..text import names
+from .span import _capitalised, _is_date, _is_number, kind_of
+
+MODEL_FILE = Path(__file__).with_name("reader_model.json")
+
+FEATURES = (
+    "dense", "dense_gap", "bm25", "idf_coverage", "names", "numbers",
+    "typed_question", "type_phrase", "prev_dense", "next_dense", "prev_bm25", "next_bm25",
+    "passage_rank", "length",
+)
+"""One row per candidate sentence, in this order (the fitted weights follow it)."""
+
+_NUMBER = re.compile(r"\b\d[\d,.]*\b")
+_WORD = re.compile(r"[\w][\w'’.,%-]*[\w%]|\w")
+
+
+@dataclass
+class Candidate:
+    """What the features need of a sentence: its text, its passage and its place in it."""
+
+    text: str
+    passage: int
+    """0-based rank of its passage among the retrieved ones."""
+    position: int
+    """0-based position among its passage's candidate sentences."""
+    dense: float
+
+
+def _bm25(query: list[str], docs: list[list[str]], k1: float = 1.2, b: float = 0.75
+          ) -> tuple[np.ndarray, dict[str, float]]:
+    """BM25 of each candidate sentence for the query, with IDF over the candidates (Lucene's
+    formula, as bm25s), and that IDF."""
+    n = len(docs)
+    df = Counter(t for d in docs for t in set(d))
+    idf = {t: math.log(1 + (n - df[t] + 0.5) / (df[t] + 0.5)) for t in set(query)}
+    avg = max(1e-9, sum(len(d) for d in docs) / max(1, n))
+    scores = np.zeros(n)
+    for i, d in enumerate(docs):
+        tf = Counter(d)
+        for t in set(query):
+            f = tf.get(t, 0)
+            if f:
+                scores[i] += idf[t] * f * (k1 + 1) / (f + k1 * (1 - b + b * len(d) / avg))
+    return scores, idf
+
+
+def _type_phrase(kind: str, sentence: str, asked: set[str]) -> float:
+    """Does the sentence hold a phrase of the asked type that the question does not?"""
+    if kind == "other":
+        return 0.0
+    tokens = _WORD.findall(sentence)
+    test = {"number": _is_number, "date": _is_date}.get(kind)
+    for k, tok in enumerate(tokens):
+        if tok.lower() in asked:
+            continue
+        if test is not None:
+            if test(tok):
+                return 1.0
+        elif k > 0 and _capitalised(tok) and not tok[:1].isdigit():
+            return 1.0
+    return 0.0
+
+
+def features(question: str, candidates: list[Candidate]) -> np.ndarray:
+    """The feature matrix (len(candidates) x len(FEATURES))."""
+    if not candidates:
+        return np.zeros((0, len(FEATURES)))
+    q_tokens = tokenize(question)
+    docs = [tokenize(c.text) for c in candidates]
+    bm25, idf = _bm25(q_tokens, docs)
+    bm25_norm = bm25 / bm25.max() if bm25.max() > 0 else bm25
+    total_idf = sum(idf.values()) or 1.0
+    q_names = [n.lower() for n in names(question, sentence_starts=False)]
+    q_numbers = set(_NUMBER.findall(question))
+    kind = kind_of(question)
+    asked = {w.lower() for w in _WORD.findall(question)}
+    dense = np.array([c.dense for c in candidates])
+    index = {(c.passage, c.position): i for i, c in enumerate(candidates)}
+    rows = []
+    for i, c in enumerate(candidates):
+        text = c.text.lower()
+        have = set(docs[i])
+        prev, nxt = index.get((c.passage, c.position - 1)), index.get((c.passage, c.position + 1))
+        rows.append([
+            c.dense,
+            c.dense - dense.max(),
+            bm25_norm[i],
+            sum(idf[t] for t in idf if t in have) / total_idf,
+            sum(n in text for n in q_names) / len(q_names) if q_names else 1.0,
+            sum(n in c.text for n in q_numbers) / len(q_numbers) if q_numbers else 1.0,
+            float(kind != "other"),
+            _type_phrase(kind, c.text, asked),
+            dense[prev] if prev is not None else 0.0,
+            dense[nxt] if nxt is not None else 0.0,
+            bm25_norm[prev] if prev is not None else 0.0,
+            bm25_norm[nxt] if nxt is not None else 0.0,
+            1.0 / (1 + c.passage),
+            math.log1p(len(docs[i])),
+        ])
+    return np.array(rows, dtype=float)
+
+
+@lru_cache(maxsize=4)
+def load_model(path: Path = MODEL_FILE) -> dict | None:
+    """The fitted weights, or None when the file is absent or was fitted on other features."""
+    try:
+        model = json.loads(Path(path).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return model if tuple(model.get("features", ())) == FEATURES else None
+
+
+def fused_scores(question: str, candidates: list[Candidate], model: dict | None = None,
+                 x: np.ndarray | None = None) -> np.ndarray:
+    """The probability that each candidate holds the answer (the fitted model), or the dense
+    cosine when no model is there. `x`: the features, when already computed."""
+    model = model if model is not None else load_model()
+    if model is None or not candidates:
+        return np.array([c.dense for c in candidates])
+    x = features(question, candidates) if x is None else x
+    mean, scale = np.array(model["mean"]), np.array(model["scale"])
+    z = ((x - mean) / scale) @ np.array(model["weights"]) + model["bias"]
+    return 1.0 / (1.0 + np.exp(-z))
+
+
+REFUSAL_FEATURES = ("best", "margin", "dense", "type_phrase", "idf_coverage", "names_found",
+                    "missing_names", "numbers_found", "best_idf_coverage", "absent_words", "absent_name")
+"""Per question: the best fused score, its margin to the runner-up, the best dense cosine, whether
+the best sentence holds a phrase of the asked type, how much of the question's rare words,
+names and numbers it holds, the best rare-word coverage of any sentence, the share of the
+question's words and whether a word of one of its names that no candidate sentence holds, and
+whether a name or number of the question is missing from every passage."""
+
+
+def refusal_features(question: str, candidates: list[Candidate], x: np.ndarray, fused: np.ndarray,
+                     missing: bool) -> list[float]:
+    """The refusal classifier's row for one question, from its candidates' features and scores."""
+    if not len(fused):
+        return [0.0] * 6 + [1.0, 0.0, 0.0, 1.0, 1.0]
+    col = {name: i for i, name in enumerate(FEATURES)}
+    order = np.argsort(-fused, kind="stable")
+    best = order[0]
+    runner = fused[order[1]] if len(order) > 1 else 0.0
+    typed = x[best, col["type_phrase"]] if x[best, col["typed_question"]] else 1.0
+    held = set()
+    for c in candidates:
+        held.update(tokenize(c.text))
+    asked = set(tokenize(question))
+    absent = len(asked - held) / len(asked) if asked else 0.0
+    name_words = {t for n in names(question, sentence_starts=False) for t in tokenize(n)}
+    return [float(fused[best]), float(fused[best] - runner), float(x[:, col["dense"]].max()),
+            float(typed), float(x[best, col["idf_coverage"]]), float(x[best, col["names"]]),
+            float(missing), float(x[best, col["numbers"]]), float(x[:, col["idf_coverage"]].max()),
+            absent, float(bool(name_words - held))]
+
+
+def unanswerable_probability(row: list[float], model: dict) -> float:
+    """The refusal classifier's probability that the documents do not answer the question."""
+    r = model["refusal"]
+    z = float(((np.array(row) - np.array(r["mean"])) / np.array(r["scale"])) @ np.array(r["weights"]))
+    return 1.0 / (1.0 + math.exp(-(z + r["bias"])))
