@@ -145,6 +145,7 @@ class Assistant:
             fallback_min_score=self.settings.fallback_min_score,
             evidence_sentences=self.settings.evidence_sentences,
             max_new_tokens=self.settings.max_new_tokens,
+            ranking=self.settings.sentence_ranking,
         )
 
     # -- index ----------------------------------------------------------------------------

@@ -122,6 +122,9 @@ class Settings:
     )
     max_new_tokens: int = _opt(24, "Upper bound on generated tokens per answer (a few words are asked).")
     evidence_sentences: int = _opt(2, "Sentences of evidence given to the generator.")
+    sentence_ranking: str = _opt(
+        "dense", "How the reader ranks candidate sentences: dense (the embedding cosine) or fused "
+        "(signals fitted on XQuAD's tune half; better on held-out articles, opt-in for now).")
     max_question_chars: int = _opt(1000, "Longer questions are cut to this many characters.")
     max_document_mb: int = _opt(
         50, "Larger files are refused with a message, before they are read, and so are documents "
@@ -207,6 +210,8 @@ class Settings:
             raise ValueError("dense_weight must be between 0 and 1")
         if not re.fullmatch(r"[A-Za-z_]+(\+[A-Za-z_]+)*", self.ocr_languages):
             raise ValueError("ocr_languages must be tesseract language codes joined by +, like eng+deu")
+        if self.sentence_ranking not in ("dense", "fused"):
+            raise ValueError("sentence_ranking must be dense or fused")
         if self.answer_concurrency < 1:
             raise ValueError("answer_concurrency must be at least 1")
         if self.generator_timeout <= 0 or self.generator_retries < 0:
