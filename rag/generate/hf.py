@@ -59,7 +59,8 @@ class TransformersGenerator(Generator):
                 text = text.replace(token, f"{token[0]} {token[1:]}")
         return text
 
-    def stream(self, messages: Messages, max_new_tokens: int, one_sentence: bool = False) -> Iterator[str]:
+    def stream(self, messages: Messages, max_new_tokens: int, one_sentence: bool = False,
+               one_line: bool = True) -> Iterator[str]:
         import torch
         from transformers import StoppingCriteriaList, TextIteratorStreamer
 
@@ -72,7 +73,7 @@ class TransformersGenerator(Generator):
             max_new_tokens=max_new_tokens,
             do_sample=False,
             streamer=streamer,
-            stop_strings=["\n"],
+            stop_strings=["\n"] if one_line else None,
             tokenizer=self.tokenizer,
             pad_token_id=self.tokenizer.eos_token_id,
         )
