@@ -52,7 +52,8 @@ def facts(sentence: str) -> list[str]:
     """What must appear as written: numbers, months and number words, and names."""
     found = _NUMBER.findall(sentence)
     found += [w for w in words(sentence) if w in _MONTHS or w in _NUMBER_WORDS]
-    found += names(sentence, sentence_starts=False)
+    # a name opening the sentence counts too ("Medvedev arrived"), unless it is a plain word
+    found += [n for n in names(sentence) if n.split()[0].lower() not in STOP_WORDS or " " in n]
     return found
 
 

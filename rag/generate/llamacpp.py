@@ -50,17 +50,6 @@ class LlamaCppGenerator(Generator):
         self.parameters = gguf_parameters(self.llm)
 
 
-def gguf_parameters(llm: Any) -> int:
-    """The model's parameter count, as llama.cpp reads it from the GGUF file's tensors (the
-    `general.parameter_count` metadata key is optional, so it is only the fallback)."""
-    try:
-        return int(llm._model.n_params())
-    except Exception:  # an older llama-cpp-python: the metadata, when the file has it
-        try:
-            return int(llm.metadata.get("general.parameter_count", 0))
-        except Exception:
-            return 0
-
     def _special(self, marker: str) -> int:
         ids = self.llm.tokenize(marker.encode(), add_bos=False, special=True)
         if len(ids) != 1:
@@ -121,3 +110,15 @@ def _llamacpp(name: str, settings: Settings) -> Generator:
         return packaged(settings)
     gguf = Path(name).expanduser()
     return LlamaCppGenerator(gguf, f"{gguf.stem} (llama.cpp)", settings.threads)
+
+
+def gguf_parameters(llm: Any) -> int:
+    """The model's parameter count, as llama.cpp reads it from the GGUF file's tensors (the
+    `general.parameter_count` metadata key is optional, so it is only the fallback)."""
+    try:
+        return int(llm._model.n_params())
+    except Exception:  # an older llama-cpp-python: the metadata, when the file has it
+        try:
+            return int(llm.metadata.get("general.parameter_count", 0))
+        except Exception:
+            return 0
