@@ -86,7 +86,7 @@ class _Window:
 class Verifier:
     """Answer sentences + the passages -> one SentenceCheck per sentence."""
 
-    def __init__(self, embedder: Embedder, threshold: float = 0.55, min_word_share: float = 0.75):
+    def __init__(self, embedder: Embedder, threshold: float = 0.58, min_word_share: float = 0.6):
         self.embedder = embedder
         self.threshold = threshold
         self.min_word_share = min_word_share
