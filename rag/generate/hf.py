@@ -37,6 +37,8 @@ class TransformersGenerator(Generator):
             str(location), dtype=getattr(torch, self.dtype), use_safetensors=use_safetensors
         )
         self.model.eval()
+        self.parameters = int(self.model.num_parameters())
+        self.context_tokens = int(getattr(self.model.config, "max_position_embeddings", 0) or 0)
         self._lock = threading.Lock()  # one generation at a time: 2 cores, no gain in parallel
         self._special: list[str] | None = None
 
