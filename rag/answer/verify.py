@@ -23,7 +23,8 @@ from .reader import _INSTRUCTION
 
 CITATION = re.compile(r"\s*\[(\d+(?:\s*,\s*\d+)*)\]")
 _MARKUP = re.compile(r"^\s*(?:[-*•]|\d+[.)])\s+|\*\*|__|^#+\s*")
-_NUMBER = re.compile(r"\d+(?:[.,]\d+)*")
+_NUMBER = re.compile(r"\d+(?:[.,–-]\d+)*")
+"""A number as written, a score or range ("23–16") whole: its parts alone prove nothing."""
 _MONTHS = frozenset({
     "january", "february", "march", "april", "june", "july", "august", "september",
     "october", "november", "december",
@@ -32,7 +33,12 @@ _NUMBER_WORDS = frozenset({
     "one", "two", "three", "four", "five", "six", "seven", "eight", "nine", "ten", "eleven",
     "twelve", "twenty", "thirty", "forty", "fifty", "hundred", "thousand", "million", "billion",
 })
-_NEGATION = re.compile(r"\b(?:not|never|no|none|neither|nor|without)\b|n't\b", re.IGNORECASE)
+_NEGATED = re.compile(r"(?:\b(?:not|never|no|without)|n't)\s+(\w+)", re.IGNORECASE)
+
+
+def negations(text: str) -> set[str]:
+    """What is negated: the stem of the word after each "not", "never", "n't"."""
+    return {stem(w) for w in _NEGATED.findall(text)}
 REFUSAL_PHRASES = re.compile(
     r"\b(?:documents?|passages?|sources?|context)\b[^.]{0,40}\b(?:do(?:es)?n[o']t|do(?:es)? not|"
     r"never)\b[^.]{0,20}\b(?:say|contain|hold|mention|answer|provide|include)", re.IGNORECASE)
@@ -61,7 +67,7 @@ def holds_facts(sentence_facts: list[str], window: str) -> bool:
     lower = window.lower()
     for fact in sentence_facts:
         if fact[0].isdigit():
-            if not re.search(rf"(?<![\d.,]){re.escape(fact)}(?![\d]|[.,]\d)", window):
+            if not re.search(rf"(?<![\d.,–-]){re.escape(fact)}(?![\d]|[.,–-]\d)", window):
                 return False
         elif not re.search(rf"\b{re.escape(fact.lower())}\b", lower):
             return False
@@ -120,11 +126,11 @@ class Verifier:
         if not windows or self._vectors is None:
             return []
         wanted = facts(text)
-        negated = bool(_NEGATION.search(text))
+        negated = negations(text)
         eligible = [i for i in windows
                     if holds_facts(wanted, self._windows[i].text)
                     and word_share(text, self._windows[i].text) >= self.min_word_share
-                    and (not negated or _NEGATION.search(self._windows[i].text))]
+                    and negated <= negations(self._windows[i].text)]
         if not eligible:
             return []
         vector = self.embedder.encode([text])[0]
