@@ -87,13 +87,16 @@ class _Window:
     start: int
     end: int
     text: str
+    pair: bool = False
 
 
 class Verifier:
     """Answer sentences + the passages -> one SentenceCheck per sentence."""
 
-    def __init__(self, embedder: Embedder, threshold: float = 0.58, min_word_share: float = 0.6):
+    def __init__(self, embedder: Embedder, threshold: float = 0.62, min_word_share: float = 0.6,
+                 facts_in_one_sentence: bool = True):
         self.embedder = embedder
+        self.facts_in_one_sentence = facts_in_one_sentence
         self.threshold = threshold
         self.min_word_share = min_word_share
         self._windows: list[_Window] = []
@@ -109,8 +112,19 @@ class Verifier:
             for i, (s, e) in enumerate(spans):
                 found.append(_Window(n, s, e, passage.text[s:e]))
                 if i + 1 < len(spans):
-                    found.append(_Window(n, s, spans[i + 1][1], passage.text[s:spans[i + 1][1]]))
+                    found.append(_Window(n, s, spans[i + 1][1], passage.text[s:spans[i + 1][1]], True))
         return found
+
+    def _one_sentence_holds(self, wanted: list[str], i: int) -> bool:
+        """Some single sentence of window i holds every fact: a figure from the neighbouring
+        sentence does not vouch for a claim that moved it."""
+        window = self._windows[i]
+        return any(holds_facts(wanted, w.text) for w in self._windows
+                   if w.source == window.source and window.start <= w.start and w.end <= window.end
+                   and (w.end - w.start) <= (window.end - window.start) and not self._is_pair(w))
+
+    def _is_pair(self, w: _Window) -> bool:
+        return w.pair
 
     def prepare(self, passages: list[Passage]) -> None:
         key = tuple(p.chunk_id for p in passages) + (hash(tuple(p.text for p in passages)),)
@@ -129,6 +143,7 @@ class Verifier:
         negated = negations(text)
         eligible = [i for i in windows
                     if holds_facts(wanted, self._windows[i].text)
+                    and (not self.facts_in_one_sentence or self._one_sentence_holds(wanted, i))
                     and word_share(text, self._windows[i].text) >= self.min_word_share
                     and negated <= negations(self._windows[i].text)]
         if not eligible:
