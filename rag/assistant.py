@@ -137,8 +137,8 @@ class Assistant:
     @property
     def answer_style(self) -> str:
         """compact or full: `auto` gives full to chat backends (remote, assumed capable) and to
-        local models of at least `full_min_parameters` (1B: the packaged 135M SmolLM2 and its
-        360M sibling cannot keep a citation after every sentence; see docs/EVALUATION.md)."""
+        local models of at least `full_min_parameters` (1e9, a judgement: no such model runs
+        here to measure; the 135M SmolLM2's full-style sentences mostly fail verification)."""
         style = self.settings.answer_style
         if style != "auto":
             return style
