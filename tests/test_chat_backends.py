@@ -81,6 +81,7 @@ def test_openai_backend_streams_from_a_real_server(settings_factory, llama_serve
 
 def test_assistant_answers_through_the_openai_backend(settings_factory, assistant, llama_server):
     a = Assistant(settings_factory("oai-assistant", generator="openai:smollm2", openai_base_url=llama_server,
+                                   answer_style="compact",  # auto would pick full for a chat backend
                                    generator_timeout=120))  # a shared CI machine can be slow
     a.__dict__["embedder"] = assistant.embedder
     right = 0

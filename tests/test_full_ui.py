@@ -50,7 +50,7 @@ def test_page_highlights_every_span_and_shows_the_dropped_sentence(page_url):
         try:
             page = browser.new_page(viewport={"width": 1360, "height": 940})
             page.set_default_timeout(TIMEOUT)
-            page.goto(page_url + "/", wait_until="load")
+            page.goto(page_url + "/", wait_until="networkidle")  # the collection list has loaded
             page.fill("#rag-question textarea", QUESTION)
             page.keyboard.press("Enter")
             try:
