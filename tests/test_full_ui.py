@@ -50,7 +50,9 @@ def test_page_highlights_every_span_and_shows_the_dropped_sentence(page_url):
         try:
             page = browser.new_page(viewport={"width": 1360, "height": 940})
             page.set_default_timeout(TIMEOUT)
-            page.goto(page_url + "/", wait_until="networkidle")  # the collection list has loaded
+            page.goto(page_url + "/", wait_until="load")
+            page.wait_for_function(  # the page has chosen its collection: questions can go out
+                "document.querySelector('#rag-collection input')?.value === 'default'")
             page.fill("#rag-question textarea", QUESTION)
             page.keyboard.press("Enter")
             try:
