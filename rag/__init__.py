@@ -10,7 +10,7 @@
 from __future__ import annotations
 
 import threading
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from .config import Settings
 from .schema import Answer, Chunk, Document, IndexReport, Passage, SkippedFile
@@ -44,12 +44,14 @@ def default_assistant() -> Assistant:
     return default_collections().home
 
 
-def ask(question: str, k: int | None = None, *, collection: str | None = None) -> Answer:
+def ask(question: str, k: int | None = None, *, collection: str | None = None,
+        history: list[Any] | None = None) -> Answer:
     """Answer a question from the documents in the library (`RAG_CORPUS_DIR`, default `seeds`),
-    or from collection `collection` (created on first use, empty until documents are added)."""
+    or from collection `collection` (created on first use, empty until documents are added).
+    `history`: earlier turns, so a follow-up is rewritten standalone (`answer.searched`)."""
     assistant = (default_assistant() if collection is None
                  else default_collections().get(collection, create=True))
-    return assistant.ask(question, k)
+    return assistant.ask(question, k, history=history)
 
 
 def __getattr__(name: str):

@@ -134,10 +134,39 @@ class Assistant:
 
         return make_retriever(self.settings, self.embedder, lambda: self.index_data, self._data)
 
+    @property
+    def answer_style(self) -> str:
+        """compact or full: `auto` gives full to chat backends (remote, assumed capable) and to
+        local models of at least `full_min_parameters` (1e9, a judgement: no such model runs
+        here to measure; the 135M SmolLM2's full-style sentences mostly fail verification)."""
+        style = self.settings.answer_style
+        if style != "auto":
+            return style
+        generator = self.generator
+        if generator is None:
+            return "compact"
+        if generator.remote or generator.parameters >= self.settings.full_min_parameters:
+            return "full"
+        return "compact"
+
+    @cached_property
+    def rewriter(self):
+        from .answer import QuestionRewriter
+
+        return QuestionRewriter(self.generator)
+
     @cached_property
     def reader(self):
         from .answer import GroundedReader
 
+        if self.answer_style == "full":
+            if self.generator is None:
+                raise ValueError("RAG_ANSWER_STYLE=full needs a generator (RAG_GENERATOR)")
+            from .answer.full import FullReader
+            from .answer.verify import Verifier
+
+            return FullReader(self.generator, Verifier(self.embedder, self.settings.verify_threshold),
+                              self.settings.max_answer_tokens)
         return GroundedReader(
             self.embedder,
             self.generator,
@@ -302,21 +331,28 @@ class Assistant:
     def search(self, query: str, k: int | None = None, where: Where | None = None) -> list[Passage]:
         return self.retriever.run(self._question(query), k or self.settings.top_k, where)
 
-    def ask(self, question: str, k: int | None = None, where: Where | None = None) -> Answer:
-        """`where` restricts the passages (to some documents, a date range: `rag.filters.Where`)."""
+    def ask(self, question: str, k: int | None = None, where: Where | None = None,
+            history: list[Any] | None = None) -> Answer:
+        """`where` restricts the passages (to some documents, a date range: `rag.filters.Where`);
+        `history` (earlier turns: {"question", "answer"} dicts or (question, answer) pairs) makes a
+        follow-up standalone with the page's rewriter; `answer.searched` is what was searched."""
         answer: Answer | None = None
-        for item in self.stream(question, k, where):
+        for item in self.stream(question, k, where, history):
             if isinstance(item, Answer):
                 answer = item
         assert answer is not None
         return answer
 
-    def stream(self, question: str, k: int | None = None, where: Where | None = None
-               ) -> Iterator[str | Answer]:
+    def stream(self, question: str, k: int | None = None, where: Where | None = None,
+               history: list[Any] | None = None) -> Iterator[str | Answer]:
         """Draft text pieces as they are generated, then the final Answer."""
         question = self._question(question)
-        passages = self.retriever.run(question, k or self.settings.top_k, where)
-        yield from self.reader.stream(question, passages)
+        searched = self.rewriter.rewrite(question, history).standalone if history else question
+        passages = self.retriever.run(searched, k or self.settings.top_k, where)
+        for item in self.reader.stream(searched, passages):
+            if isinstance(item, Answer):
+                item.question, item.searched = question, searched
+            yield item
 
     def as_retriever(self, k: int | None = None):
         """This assistant's retrieval as a LangChain `BaseRetriever`."""

@@ -120,6 +120,17 @@ class Settings:
         "auto",
         "auto (bfloat16 where the CPU has bf16 units: faster prompt reading), float32 or bfloat16.",
     )
+    answer_style: str = _opt(
+        "auto", "compact (two evidence sentences, a few words: for tiny models), full (the passages "
+        "in full, several cited sentences, each checked against its source) or auto (compact for "
+        "the packaged SmolLM2 and small local models, full for chat backends and local models of "
+        "at least full_min_parameters).")
+    max_answer_tokens: int = _opt(512, "Upper bound on generated tokens of a full answer.")
+    full_min_parameters: float = _opt(
+        1.0e9, "answer_style=auto: local models with at least this many parameters get the full style.")
+    verify_threshold: float = _opt(
+        0.58, "Least embedding similarity between an answer sentence and its best window of a cited "
+        "passage for the sentence to count as supported (benchmarks/verify.py).")
     max_new_tokens: int = _opt(24, "Upper bound on generated tokens per answer (a few words are asked).")
     evidence_sentences: int = _opt(2, "Sentences of evidence given to the generator.")
     sentence_ranking: str = _opt(
@@ -212,6 +223,8 @@ class Settings:
             raise ValueError("ocr_languages must be tesseract language codes joined by +, like eng+deu")
         if self.sentence_ranking not in ("dense", "fused"):
             raise ValueError("sentence_ranking must be dense or fused")
+        if self.answer_style not in ("auto", "compact", "full"):
+            raise ValueError(f"answer_style must be auto, compact or full, not {self.answer_style!r}")
         if self.answer_concurrency < 1:
             raise ValueError("answer_concurrency must be at least 1")
         if self.generator_timeout <= 0 or self.generator_retries < 0:

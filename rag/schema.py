@@ -63,6 +63,8 @@ class Passage:
     """The question's cosine with the passage's closest sentence, set by the reader: a number a
     person can read and compare across questions. `score` is the retrieval's (fused) score,
     which only ranks."""
+    highlights: list[tuple[int, int]] = field(default_factory=list)
+    """Full style: every span of `text` that supports a sentence of the answer."""
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -85,6 +87,25 @@ class Evidence:
 
 
 @dataclass
+class SentenceCheck:
+    """One sentence of a full answer and what verification found for it."""
+
+    text: str
+    """The sentence as the model wrote it, its citation markers removed."""
+    sources: list[int] = field(default_factory=list)
+    """Citation numbers after verification (re-cited to the passage that holds it)."""
+    supported: bool = False
+    spans: list[tuple[int, int, int]] = field(default_factory=list)
+    """(source number, start, end): the supporting span's offsets inside that passage's text."""
+    cited: list[int] = field(default_factory=list)
+    """The numbers the model itself cited."""
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"text": self.text, "sources": self.sources, "supported": self.supported,
+                "spans": [list(s) for s in self.spans], "cited": self.cited}
+
+
+@dataclass
 class Answer:
     question: str
     text: str
@@ -97,10 +118,17 @@ class Answer:
     short: str = ""
     """The phrase in the text that answers the question (a number, date, name or place) when
     the question asks for one and the text holds it; empty otherwise."""
+    sentences: list[SentenceCheck] = field(default_factory=list)
+    """Full style: every sentence the model wrote, supported or not. Unsupported ones are
+    dropped from `text` and kept here (supported=False), so they can be shown as such."""
+    searched: str = ""
+    """The standalone question that was searched (a follow-up rewritten with its history)."""
 
     def to_dict(self) -> dict[str, Any]:
         return {
             "question": self.question,
+            "searched": self.searched or self.question,
+            "sentences": [s.to_dict() for s in self.sentences],
             "answer": self.text,
             "short": self.short,
             "refused": self.refused,

@@ -81,6 +81,7 @@ def test_openai_backend_streams_from_a_real_server(settings_factory, llama_serve
 
 def test_assistant_answers_through_the_openai_backend(settings_factory, assistant, llama_server):
     a = Assistant(settings_factory("oai-assistant", generator="openai:smollm2", openai_base_url=llama_server,
+                                   answer_style="compact",  # auto would pick full for a chat backend
                                    generator_timeout=120))  # a shared CI machine can be slow
     a.__dict__["embedder"] = assistant.embedder
     right = 0
@@ -199,3 +200,21 @@ def test_the_cli_reports_a_dead_generator(tmp_path, settings_factory):
     assert run.returncode == 1
     assert f"m at {url} did not answer" in run.stderr
     assert "Traceback" not in run.stderr
+
+
+def test_full_style_end_to_end_on_a_real_server(settings_factory, llama_server):
+    """RAG_ANSWER_STYLE=full with SmolLM2 behind llama.cpp's OpenAI API: several sentences are
+    streamed in, each one verified; whatever the small model writes, nothing unchecked is shown."""
+    settings = settings_factory("oai-full", generator="openai:smollm2", openai_base_url=llama_server,
+                                answer_style="full", max_answer_tokens=96, generator_timeout=240)
+    assistant = Assistant(settings)
+    items = list(assistant.stream("Why did Putin travel to Beijing?"))
+    answer = items[-1]
+    shown = "".join(p for p in items[:-1] if isinstance(p, str))
+    assert answer.method in ("full", "refusal")
+    assert answer.sentences, "the model's sentences were checked one by one"
+    for record in answer.sentences:
+        assert (record.text.rstrip(".!?") in shown) == record.supported or answer.refused
+        if record.supported:
+            n, start, end = record.spans[0]
+            assert answer.sources[n - 1].text[start:end]

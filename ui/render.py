@@ -36,7 +36,7 @@ def answer_markdown(answer: Answer) -> str:
     if answer.refused and not answer.sources:
         return NO_DOCUMENTS
     if answer.refused:
-        return NOT_IN_DOCUMENTS
+        return NOT_IN_DOCUMENTS + dropped_markdown(answer)
     count = len(answer.sources)
     parts: list[str] = [f"**{escape_markdown(answer.short)}**\n\n"] if answer.short else []
     pos = 0
@@ -52,7 +52,19 @@ def answer_markdown(answer: Answer) -> str:
     text = "".join(parts)
     if answer.method == "extractive":
         text += "\n\n<sub>Quoted from the best matching passage.</sub>"
-    return text
+    return text + dropped_markdown(answer)
+
+
+def dropped_markdown(answer: Answer) -> str:
+    """The sentences the model wrote that no passage holds: removed from the answer, shown
+    collapsed and marked, so a reader sees what was left out and why."""
+    dropped = [s.text for s in answer.sentences if not s.supported]
+    if not dropped:
+        return ""
+    items = "".join(f"<li>{html.escape(s)}</li>" for s in dropped)
+    label = "sentence" if len(dropped) == 1 else "sentences"
+    return (f'\n\n<details class="rag-dropped"><summary>{len(dropped)} {label} not found in the '
+            f"sources (removed)</summary><ul>{items}</ul></details>")
 
 
 def draft_markdown(draft: str) -> str:
@@ -67,6 +79,14 @@ def cited_numbers(answer: Answer) -> list[int]:
 
 def _passage_html(passage: Passage) -> str:
     text = passage.text
+    if passage.highlights:  # full answers: every span that supports a sentence
+        parts: list[str] = []
+        pos = 0
+        for start, end in _merged(passage.highlights, len(text)):
+            parts.append(html.escape(text[pos:start]))
+            parts.append(f'<mark class="rag-support">{html.escape(text[start:end])}</mark>')
+            pos = end
+        return "".join(parts) + html.escape(text[pos:])
     if passage.highlight:
         start, end = passage.highlight
         if 0 <= start < end <= len(text):
@@ -76,6 +96,17 @@ def _passage_html(passage: Passage) -> str:
                 + html.escape(text[end:])
             )
     return html.escape(text)
+
+
+def _merged(spans: Sequence[tuple[int, int]], limit: int) -> list[tuple[int, int]]:
+    """Overlapping spans (a two-sentence window and one of its sentences) as one."""
+    merged: list[tuple[int, int]] = []
+    for start, end in sorted((s, e) for s, e in spans if 0 <= s < e <= limit):
+        if merged and start <= merged[-1][1]:
+            merged[-1] = (merged[-1][0], max(end, merged[-1][1]))
+        else:
+            merged.append((start, end))
+    return merged
 
 
 def source_card(n: int, passage: Passage, cited: bool) -> str:

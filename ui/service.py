@@ -177,11 +177,14 @@ def api_answer(answer: Answer) -> dict[str, Any]:
         "refused": answer.refused,
         "method": answer.method,
         "cited": sorted(cited),
+        "searched": answer.searched or answer.question,
+        "sentences": [s.to_dict() for s in answer.sentences],
         "sources": [
             {"n": n, "doc_id": p.doc_id, "title": p.title, "date": p.date, "text": p.text,
              "start": p.start, "end": p.end, "score": round(float(p.score), 4),
              "relevance": p.relevance,
-             "highlight": list(p.highlight) if p.highlight else None, "cited": n in cited}
+             "highlight": list(p.highlight) if p.highlight else None,
+             "highlights": [list(h) for h in p.highlights], "cited": n in cited}
             for n, p in enumerate(answer.sources, start=1)
         ],
     }

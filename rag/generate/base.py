@@ -30,14 +30,23 @@ class Generator(ABC):
     """Chat-style text generation: messages in, text out (whole or streamed)."""
 
     name: str = ""
+    remote: bool = False
+    """Served elsewhere (a chat API): such a model is assumed capable of a full cited answer."""
+    parameters: int = 0
+    """The model's parameter count when known (GGUF metadata, transformers): 0 if unknown."""
+    context_tokens: int = 0
+    """Its context window in tokens when known; 0 means the reader assumes a default."""
 
     @abstractmethod
-    def stream(self, messages: Messages, max_new_tokens: int, one_sentence: bool = False) -> Iterator[str]:
-        """Yield text pieces of the reply; `one_sentence` stops at the end of the first sentence.
-        Closing the iterator early stops the generation too."""
+    def stream(self, messages: Messages, max_new_tokens: int, one_sentence: bool = False,
+               one_line: bool = True) -> Iterator[str]:
+        """Yield text pieces of the reply; `one_sentence` stops at the end of the first sentence,
+        `one_line` at the first line break (the compact answer is one line; a full answer is
+        several sentences or bullets). Closing the iterator early stops the generation too."""
 
-    def generate(self, messages: Messages, max_new_tokens: int, one_sentence: bool = False) -> str:
-        return "".join(self.stream(messages, max_new_tokens, one_sentence))
+    def generate(self, messages: Messages, max_new_tokens: int, one_sentence: bool = False,
+                 one_line: bool = True) -> str:
+        return "".join(self.stream(messages, max_new_tokens, one_sentence, one_line))
 
 
 GeneratorFactory = Callable[[str, Settings], Generator]

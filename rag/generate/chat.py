@@ -17,13 +17,14 @@ from ..config import Settings
 from ..text import sentence_complete
 from .base import GENERATORS, Generator, GeneratorError, Messages
 
-STOP = ["\n"]  # answers are one line; the reader asks for a few words
+STOP = ["\n"]  # compact answers are one line; a full answer (one_line=False) has no stop
 
 
 class ChatModelGenerator(Generator):
     """A LangChain chat model behind the Generator interface, with a deadline and bounded retries."""
 
     retryable: tuple[type[BaseException], ...] = (ConnectionError, TimeoutError)
+    remote = True
 
     def __init__(self, model: Any, name: str, endpoint: str, timeout: float, retries: int):
         self.model = model
@@ -32,14 +33,15 @@ class ChatModelGenerator(Generator):
         self.timeout = timeout
         self.retries = retries
 
-    def call_options(self, max_new_tokens: int) -> dict[str, Any]:
+    def call_options(self, max_new_tokens: int, stop: list[str] | None = None) -> dict[str, Any]:
         """Per-call keyword arguments that cap the reply length (each API spells it its own way)."""
         return {"max_tokens": max_new_tokens}
 
-    def stream(self, messages: Messages, max_new_tokens: int, one_sentence: bool = False) -> Iterator[str]:
+    def stream(self, messages: Messages, max_new_tokens: int, one_sentence: bool = False,
+               one_line: bool = True) -> Iterator[str]:
         chat = [(m["role"], m["content"]) for m in messages]
         deadline = time.monotonic() + self.timeout
-        pieces = self._first(chat, max_new_tokens, deadline)
+        pieces = self._first(chat, max_new_tokens, deadline, STOP if one_line else None)
         text = ""
         try:
             for chunk in pieces:
@@ -63,11 +65,12 @@ class ChatModelGenerator(Generator):
             if close:
                 close()  # stops the HTTP stream when the reader has seen enough
 
-    def _first(self, chat: list[tuple[str, str]], max_new_tokens: int, deadline: float) -> Iterator[Any]:
+    def _first(self, chat: list[tuple[str, str]], max_new_tokens: int, deadline: float,
+               stop: list[str] | None) -> Iterator[Any]:
         """The reply stream, started with retries; the first chunk is already read and put back."""
         attempt = 0
         while True:
-            stream = self.model.stream(chat, stop=STOP, **self.call_options(max_new_tokens))
+            stream = self.model.stream(chat, stop=stop, **self.call_options(max_new_tokens, stop))
             try:
                 first = next(stream)
             except StopIteration:
@@ -146,8 +149,11 @@ class OllamaGenerator(ChatModelGenerator):
         self.retryable = (ConnectionError, httpx.TransportError)
         super().__init__(chat, model, base_url, timeout, retries)
 
-    def call_options(self, max_new_tokens: int) -> dict[str, Any]:
-        return {"options": {"num_predict": max_new_tokens, "temperature": 0, "stop": STOP}}
+    def call_options(self, max_new_tokens: int, stop: list[str] | None = None) -> dict[str, Any]:
+        options: dict[str, Any] = {"num_predict": max_new_tokens, "temperature": 0}
+        if stop:
+            options["stop"] = stop
+        return {"options": options}
 
 
 @GENERATORS.register("openai")

@@ -37,6 +37,8 @@ class TransformersGenerator(Generator):
             str(location), dtype=getattr(torch, self.dtype), use_safetensors=use_safetensors
         )
         self.model.eval()
+        self.parameters = int(self.model.num_parameters())
+        self.context_tokens = int(getattr(self.model.config, "max_position_embeddings", 0) or 0)
         self._lock = threading.Lock()  # one generation at a time: 2 cores, no gain in parallel
         self._special: list[str] | None = None
 
@@ -59,7 +61,8 @@ class TransformersGenerator(Generator):
                 text = text.replace(token, f"{token[0]} {token[1:]}")
         return text
 
-    def stream(self, messages: Messages, max_new_tokens: int, one_sentence: bool = False) -> Iterator[str]:
+    def stream(self, messages: Messages, max_new_tokens: int, one_sentence: bool = False,
+               one_line: bool = True) -> Iterator[str]:
         import torch
         from transformers import StoppingCriteriaList, TextIteratorStreamer
 
@@ -72,7 +75,7 @@ class TransformersGenerator(Generator):
             max_new_tokens=max_new_tokens,
             do_sample=False,
             streamer=streamer,
-            stop_strings=["\n"],
+            stop_strings=["\n"] if one_line else None,
             tokenizer=self.tokenizer,
             pad_token_id=self.tokenizer.eos_token_id,
         )

@@ -17,6 +17,7 @@ import codecs
 import threading
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 from ..config import Settings
 from ..text import sentence_complete
@@ -45,6 +46,9 @@ class LlamaCppGenerator(Generator):
         self._end = self._special("<|im_end|>")
         self._newline = self.llm.tokenize(b"\n", add_bos=False, special=False)
         self._lock = threading.Lock()  # one generation at a time: the model holds one context
+        self.context_tokens = self.llm.n_ctx()
+        self.parameters = gguf_parameters(self.llm)
+
 
     def _special(self, marker: str) -> int:
         ids = self.llm.tokenize(marker.encode(), add_bos=False, special=True)
@@ -65,7 +69,8 @@ class LlamaCppGenerator(Generator):
                 ids += [self._end] + self._newline
         return ids
 
-    def stream(self, messages: Messages, max_new_tokens: int, one_sentence: bool = False) -> Iterator[str]:
+    def stream(self, messages: Messages, max_new_tokens: int, one_sentence: bool = False,
+               one_line: bool = True) -> Iterator[str]:
         ids = self.prompt(messages)
         if len(ids) + max_new_tokens > self.llm.n_ctx():
             raise GeneratorError(f"{self.name}: the prompt ({len(ids)} tokens) does not fit its "
@@ -79,7 +84,7 @@ class LlamaCppGenerator(Generator):
                 if token in (self._end, self.llm.token_eos()):
                     break
                 piece = decoder.decode(self.llm.detokenize([token], special=False))
-                if "\n" in piece:  # one line, like the transformers generator's stop string
+                if one_line and "\n" in piece:  # one line, like the transformers generator's stop string
                     head = piece.split("\n", 1)[0]
                     if head:
                         yield head
@@ -105,3 +110,15 @@ def _llamacpp(name: str, settings: Settings) -> Generator:
         return packaged(settings)
     gguf = Path(name).expanduser()
     return LlamaCppGenerator(gguf, f"{gguf.stem} (llama.cpp)", settings.threads)
+
+
+def gguf_parameters(llm: Any) -> int:
+    """The model's parameter count, as llama.cpp reads it from the GGUF file's tensors (the
+    `general.parameter_count` metadata key is optional, so it is only the fallback)."""
+    try:
+        return int(llm._model.n_params())
+    except Exception:  # an older llama-cpp-python: the metadata, when the file has it
+        try:
+            return int(llm.metadata.get("general.parameter_count", 0))
+        except Exception:
+            return 0
