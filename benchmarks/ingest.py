@@ -28,7 +28,7 @@ PIPELINES = {
 LABELS = {
     "langchain": "LangChain stock: HuggingFaceEmbeddings + FAISS.from_documents, 1000-char chunks",
     "torch": "rag, torch fp32 (sentence-transformers), length-sorted batches",
-    "openvino": "rag, OpenVINO at its default precision (bf16 on this CPU)",
+    "openvino": "rag, RAG_EMBEDDING_PRECISION=auto (the precision measured fastest on this machine)",
     "openvino-int8": "rag, OpenVINO int8 static (nncf, calibrated on the corpus' chunks)",
 }
 

@@ -78,7 +78,10 @@ def scifact_files(scifact: Path, folder: Path, docs: int | None = None) -> tuple
 
 def langchain_embeddings(threads: int) -> Any:
     """HuggingFaceEmbeddings on the same packaged model, normalised as ours are."""
-    from langchain_community.embeddings import HuggingFaceEmbeddings
+    try:  # the maintained home of the class (the bench extra installs it)
+        from langchain_huggingface import HuggingFaceEmbeddings
+    except ImportError:
+        from langchain_community.embeddings import HuggingFaceEmbeddings
 
     from rag.config import DEFAULT_EMBEDDING_MODEL
     from rag.embed import resolve_model
