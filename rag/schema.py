@@ -3,6 +3,7 @@ Document -> Chunk -> Passage -> Evidence -> Answer."""
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -179,3 +180,14 @@ class IndexReport:
         if self.skipped_before:
             parts.append(f"{len(self.skipped_before)} still skipped (rag list --skipped)")
         return ", ".join(parts)
+
+
+def final_answer(items: Iterable[str | Answer]) -> Answer:
+    """The Answer that ends a reader's stream (the text pieces before it are drafts)."""
+    answer: Answer | None = None
+    for item in items:
+        if isinstance(item, Answer):
+            answer = item
+    if answer is None:
+        raise RuntimeError("the reader's stream ended without an Answer")
+    return answer

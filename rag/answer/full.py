@@ -13,7 +13,7 @@ from collections.abc import Iterator
 from dataclasses import replace
 
 from ..generate import Generator
-from ..schema import Answer, Passage, SentenceCheck
+from ..schema import Answer, Passage, SentenceCheck, final_answer
 from ..text import split_sentences
 from .reader import REFUSAL
 from .verify import Verifier
@@ -59,12 +59,7 @@ class FullReader:
         return [{"role": "system", "content": SYSTEM}, {"role": "user", "content": user}]
 
     def run(self, question: str, passages: list[Passage]) -> Answer:
-        answer: Answer | None = None
-        for item in self.stream(question, passages):
-            if isinstance(item, Answer):
-                answer = item
-        assert answer is not None
-        return answer
+        return final_answer(self.stream(question, passages))
 
     def stream(self, question: str, passages: list[Passage]) -> Iterator[str | Answer]:
         """Checked sentences as they complete (with their corrected citations), then the Answer."""

@@ -24,7 +24,7 @@ import numpy as np
 
 from ..embed import Embedder
 from ..generate import Generator
-from ..schema import Answer, Evidence, Passage
+from ..schema import Answer, Evidence, Passage, final_answer
 from ..text import CONNECTORS, QUESTION_WORDS, STOP_WORDS, names, split_sentences, stem, words
 from .features import (
     Candidate,
@@ -242,12 +242,7 @@ class GroundedReader:
 
     # -- answering ------------------------------------------------------------------------
     def run(self, question: str, passages: list[Passage]) -> Answer:
-        answer: Answer | None = None
-        for item in self.stream(question, passages):
-            if isinstance(item, Answer):
-                answer = item
-        assert answer is not None
-        return answer
+        return final_answer(self.stream(question, passages))
 
     def stream(self, question: str, passages: list[Passage]) -> Iterator[str | Answer]:
         """Yield text pieces as they are generated, then the final, checked Answer.
