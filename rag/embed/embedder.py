@@ -111,20 +111,14 @@ class Embedder:
         """`encode` for texts that come back again and again — the reader's candidate sentences,
         since the same passages are retrieved question after question. A vector depends on its
         text alone, so the least recently used ones are kept; the rest go in one batch."""
-        with self._recent_lock:
+        with self._recent_lock:  # one lock: a vector cannot be evicted between its check and its use
             missing = [t for t in dict.fromkeys(texts) if t not in self._recent]
-        fresh = self.encode(missing) if missing else None
-        with self._recent_lock:
-            for text, vector in zip(missing, fresh if fresh is not None else ()):
-                self._recent[text] = vector
-            out = np.empty((len(texts), self.dimension), dtype=np.float32)
-            for i, text in enumerate(texts):
-                vector = self._recent.get(text)
-                if vector is None:  # evicted meanwhile by another thread's batch
-                    vector = fresh[missing.index(text)]
-                else:
-                    self._recent.move_to_end(text)
-                out[i] = vector
+            if missing:
+                self._recent.update(zip(missing, self.encode(missing)))
+            for text in texts:
+                self._recent.move_to_end(text)
+            out = np.stack([self._recent[t] for t in texts]) if texts else np.empty((0, self.dimension),
+                                                                                   dtype=np.float32)
             while len(self._recent) > self.RECENT:
                 self._recent.popitem(last=False)
         return out
