@@ -4,19 +4,24 @@ Layout of the index folder::
 
     CURRENT              name of the live generation, replaced atomically
     gen-00000007/        one complete, immutable snapshot
-        manifest.json    format, embedding model, splitter, documents, file checksums
-        vectors.faiss    faiss.write_index output
+        manifest.json    format, embedding model, splitter, counts, file checksums
+        vectors.faiss    faiss.write_index output (+ vectors.delta.faiss, vectors.removed.npy:
+                         the changes since that base was written, rag/store/faiss.py)
         bm25/            the chunks' BM25 segments (numpy arrays and JSON, rag/store/lexical.py)
         chunks.npy, chunk_texts.bin
                          the chunks: a table of ids and offsets, and their texts (rag/store/chunktable.py)
         documents.jsonl  one document per line (title, path, date, hash; where its text lies)
         document_texts.bin
+                         (texts in segments: .1.bin, .2.bin... continue a blob, chunktable.py)
 
 Beside the generations, `skipped.json` lists the library's files that could not be read, with
 their size and mtime, so that later scans pass over them quietly (rag/ingest/library.py).
 
 A save writes a new generation in a temporary folder, renames it into place, then swaps
-CURRENT: a crash at any moment leaves the previous or the new snapshot, never a mix.
+CURRENT: a crash at any moment leaves the previous or the new snapshot, never a mix. Files are
+never changed once written, so what did not change since the last generation is hard-linked
+into the new one (its checksum carried over): adding a document to a million chunks writes the
+new texts, vectors and BM25 segment, the chunk table and the document list, not gigabytes.
 
 Loading parses only the document list: the vectors, the chunk table, the texts and BM25 are
 memory-mapped, so a million-chunk index loads in well under a second and its texts are read
@@ -34,7 +39,7 @@ import os
 import shutil
 import tempfile
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -44,7 +49,8 @@ import numpy as np
 from .filters import Where
 from .schema import Chunk, Document, Passage
 from .store import VectorStore, store_class
-from .store.chunktable import DOCUMENT_TEXTS, Blob, BlobWriter, ChunkTable
+from .store.chunktable import DOCUMENT_TEXTS, Blob, BlobWriter, ChunkTable, worth_keeping
+from .store.files import same_file
 from .store.lexical import Bm25
 
 FORMAT_VERSION = 2
@@ -88,6 +94,18 @@ class Index:
         self.next_id = 0
         self.generation = 0
         self._lexical: Bm25 | None = None
+        self._folder: Path | None = None
+        """The generation loaded or last saved: its unchanged files are hard-linked into the next."""
+        self._digests: dict[str, str] = {}
+        """Its manifest's checksums, reused for the files the next generation shares with it."""
+        self._lines: dict[str, str] = {}
+        """The documents.jsonl line of each document unchanged since the load or last save:
+        written again as it is (serialising 100k documents would cost seconds per save)."""
+        self._linked: set[str] = set()
+        """Files of the save under way that are hard links to the last generation's."""
+        self._written: tuple[bool, dict[str, tuple[int, int]], dict[str, str]] = (True, {}, {})
+        """What the save under way did: kept the text segments?, and where it put the texts and
+        lines it wrote afresh."""
 
     @classmethod
     def create(cls, store_kind: str, dimension: int, config: dict[str, Any], **options: Any) -> Index:
@@ -127,6 +145,7 @@ class Index:
         self.store.add(np.array([c.id for c in chunks], dtype=np.int64), vectors)
         self.documents[doc.id] = replace(doc, text="")
         self._texts[doc.id] = doc.text
+        self._lines.pop(doc.id, None)
         for c in chunks:
             self.chunks.add(c)
         self.next_id = max([self.next_id] + [c.id + 1 for c in chunks])
@@ -142,6 +161,8 @@ class Index:
             self.chunks.remove(cid)
         del self.documents[doc_id]
         self._texts.pop(doc_id, None)
+        self._lines.pop(doc_id, None)
+        self._text_at.pop(doc_id, None)
         if self._lexical is not None:
             self._lexical.remove(ids)
         return True
@@ -188,11 +209,11 @@ class Index:
         index_dir.mkdir(parents=True, exist_ok=True)
         tmp = Path(tempfile.mkdtemp(prefix=".tmp-", dir=index_dir))
         try:
-            self.store.save(tmp / self.store_filename)
-            names = [self.store_filename, DOCUMENTS, DOCUMENT_TEXTS]
-            rows = self._save_documents(tmp)
-            names += self.chunks.save(tmp, rows) + self.lexical().save(tmp / LEXICAL)
-            files = {name: _sha256(tmp / name) for name in names}
+            names = self.store.save(tmp / self.store_filename) + [DOCUMENTS]
+            rows, text_names = self._save_documents(tmp)
+            names += text_names + self.chunks.save(tmp, rows) + self.lexical().save(tmp / LEXICAL)
+            self._linked = set()
+            files = {name: self._digest(tmp, name) for name in names}
             sizes = {name: (tmp / name).stat().st_size for name in names}
             manifest = {
                 "format_version": FORMAT_VERSION,
@@ -201,16 +222,14 @@ class Index:
                 "config": self.config,
                 "next_id": self.next_id,
                 "saved_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-                "documents": {
-                    d.id: {"hash": d.content_hash, "chunks": self.chunk_count(d.id)}
-                    for d in self.documents.values()
-                },
+                "counts": {"documents": len(self.documents), "chunks": len(self.chunks)},
                 "files": files,
                 "sizes": sizes,
             }
-            _write_bytes(tmp / MANIFEST, json.dumps(manifest, indent=1).encode())
+            _write_bytes(tmp / MANIFEST, json.dumps(manifest).encode())
             for name in files:
-                _fsync(tmp / name)
+                if name not in self._linked:  # a linked file is the last generation's, on disk
+                    _fsync(tmp / name)
             _fsync(tmp)
             generation = max(self.generation, current_generation(index_dir)) + 1
             while (index_dir / _gen_name(generation)).exists():
@@ -224,30 +243,67 @@ class Index:
             shutil.rmtree(tmp, ignore_errors=True)
             raise
         self.generation = generation
+        self._rebase(final, files)
         _remove_stale(index_dir, keep=final.name)
         return final
 
-    def _save_documents(self, folder: Path) -> dict[str, int]:
-        """Write the document list and texts; returns each document's row."""
-        rows: dict[str, int] = {}
-        with open(folder / DOCUMENT_TEXTS, "wb") as fh:
-            blob = BlobWriter(fh)
+    def _digest(self, folder: Path, name: str) -> str:
+        """A file's sha256: the last generation's, when the file is its (a hard link)."""
+        known = self._digests.get(name)
+        if known and self._folder is not None and same_file(folder / name, self._folder / name):
+            self._linked.add(name)
+            return known
+        return _sha256(folder / name)
 
-            def listed() -> Iterator[dict[str, Any]]:
-                for doc in self.documents.values():
-                    rows[doc.id] = len(rows)
-                    text = self._texts.get(doc.id)
-                    if text is not None:
-                        at, size = blob.write(text)
-                    else:
-                        size = self._text_at[doc.id][1]
-                        at = blob.write_bytes(self._saved_texts.read_bytes(*self._text_at[doc.id]))
-                    row = doc.to_dict()
-                    del row["text"]
-                    yield {**row, "text_at": [at, size]}
+    def _rebase(self, folder: Path, digests: dict[str, str]) -> None:
+        """After a save: read from the new generation's files from now on, as a load would,
+        so the next save links them. The store, chunk table and BM25 keep their own state."""
+        self._folder, self._digests = folder, dict(digests)
+        self._saved_texts = Blob.open(folder, DOCUMENT_TEXTS)
+        kept, fresh_at, fresh_lines = self._written
+        if not kept:
+            self._text_at, self._lines = {}, {}
+        self._text_at.update(fresh_at)
+        self._lines.update(fresh_lines)
+        self._texts = {}
+        self.chunks = ChunkTable.load(folder, list(self.documents))
+        self.store.saved(folder / self.store_filename)
+        if self._lexical is not None:
+            self._lexical.saved(folder / LEXICAL)
 
-            _write_jsonl(folder / DOCUMENTS, listed())
-        return rows
+    def _save_documents(self, folder: Path) -> tuple[dict[str, int], list[str]]:
+        """Write the document list and texts; returns each document's row and the text files.
+        The loaded texts stay where they are (their segments linked, their lines copied as
+        they are) unless deletions left a quarter of them unused; new texts go into a new
+        segment."""
+        rows = dict(zip(self.documents, range(len(self.documents))))
+        keep = worth_keeping(self._saved_texts, sum(size for _, size in self._text_at.values()))
+        fresh_at: dict[str, tuple[int, int]] = {}
+        fresh_lines: dict[str, str] = {}
+        with BlobWriter(folder, DOCUMENT_TEXTS, self._saved_texts if keep else None) as blob, \
+                open(folder / DOCUMENTS, "w", encoding="utf-8") as out:
+
+            def line(doc: Document) -> str:
+                """The document's line written afresh: it is new, or its text moves."""
+                text = self._texts.get(doc.id)
+                if text is not None:
+                    at, size = blob.write(text)
+                elif keep:
+                    at, size = self._text_at[doc.id]
+                else:
+                    size = self._text_at[doc.id][1]
+                    at = blob.write_bytes(self._saved_texts.read_bytes(*self._text_at[doc.id]))
+                row = doc.to_dict()
+                del row["text"]
+                fresh_at[doc.id] = (at, size)
+                fresh_lines[doc.id] = json.dumps({**row, "text_at": [at, size]}, ensure_ascii=False) + "\n"
+                return fresh_lines[doc.id]
+
+            kept = self._lines if keep else {}
+            out.writelines(kept.get(doc.id) or line(doc) for doc in self.documents.values())
+            names = blob.close()
+        self._written = (keep, fresh_at, fresh_lines)
+        return rows, names
 
     @property
     def store_filename(self) -> str:
@@ -298,16 +354,22 @@ class Index:
         if len(store) != len(index.chunks):
             raise IndexCorrupt(f"{len(store)} vectors but {len(index.chunks)} chunks in {folder}")
         index.generation = _parse_gen(name)
+        index._folder, index._digests = folder, dict(manifest.get("files", {}))
         return index
 
     def _load_documents(self, folder: Path) -> None:
-        texts = Blob(folder / DOCUMENT_TEXTS)
-        for row in _read_jsonl(folder / DOCUMENTS):
-            at, size = row.pop("text_at")
-            if at < 0 or size < 0 or at + size > len(texts):
-                raise ValueError(f"the text of {row.get('id')} lies beyond {DOCUMENT_TEXTS}")
-            self.documents[row["id"]] = Document(**row, text="")
-            self._text_at[row["id"]] = (at, size)
+        texts = Blob.open(folder, DOCUMENT_TEXTS)
+        with open(folder / DOCUMENTS, encoding="utf-8") as fh:
+            for line in fh:
+                if not line.strip():
+                    continue
+                row = json.loads(line)
+                at, size = row.pop("text_at")
+                if at < 0 or size < 0 or at + size > len(texts):
+                    raise ValueError(f"the text of {row.get('id')} lies beyond {DOCUMENT_TEXTS}")
+                self.documents[row["id"]] = Document(**row, text="")
+                self._text_at[row["id"]] = (at, size)
+                self._lines[row["id"]] = line if line.endswith("\n") else line + "\n"
         self._saved_texts = texts
         self.chunks = ChunkTable.load(folder, list(self.documents))
 
@@ -360,7 +422,10 @@ def saved_counts(index_dir: Path) -> tuple[int, int] | None:
     None when there is no readable index."""
     try:
         name = (index_dir / CURRENT).read_text().strip()
-        documents = json.loads((index_dir / name / MANIFEST).read_text())["documents"]
+        manifest = json.loads((index_dir / name / MANIFEST).read_text())
+        if "counts" in manifest:
+            return int(manifest["counts"]["documents"]), int(manifest["counts"]["chunks"])
+        documents = manifest["documents"]  # saved before the counts: one entry per document
         return len(documents), sum(int(d.get("chunks", 0)) for d in documents.values())
     except (OSError, ValueError, KeyError, TypeError, AttributeError):
         return None
@@ -377,13 +442,6 @@ def _write_bytes(path: Path, data: bytes) -> None:
         fh.write(data)
         fh.flush()
         os.fsync(fh.fileno())
-
-
-def _write_jsonl(path: Path, rows: Iterable[dict[str, Any]]) -> None:
-    with open(path, "w", encoding="utf-8") as fh:
-        for row in rows:
-            fh.write(json.dumps(row, ensure_ascii=False))
-            fh.write("\n")
 
 
 def _read_jsonl(path: Path) -> Iterator[dict[str, Any]]:

@@ -4,7 +4,7 @@ Document -> Chunk -> Passage -> Evidence -> Answer."""
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
 
@@ -27,7 +27,8 @@ class Document:
     """From the file's properties (a Word document's author, an e-mail's sender), when it has them."""
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        """Its fields (plain values, so no deep copy: an index saves 100k of these at a time)."""
+        return {f.name: getattr(self, f.name) for f in fields(self)}
 
 
 @dataclass

@@ -12,11 +12,15 @@ import numpy as np
 import pytest
 
 from rag import index as index_module
-from rag.index import Index, IndexCorrupt, _write_jsonl
+from rag.index import Index, IndexCorrupt
 from rag.schema import Chunk, Document
-from rag.store.chunktable import ROWS
+from rag.store.chunktable import ROWS, segment_names
 
 DIM = 16
+
+
+def _write_jsonl(path: Path, rows) -> None:
+    path.write_text("".join(json.dumps(row) + "\n" for row in rows), encoding="utf-8")
 
 
 def _put(index: Index, model: dict[str, str], doc_id: str, text: str, rng: random.Random) -> None:
@@ -50,7 +54,10 @@ def _check(index: Index, model: dict[str, str]) -> None:
     assert not by_doc  # no chunk of a document that is gone
 
 
-def test_random_changes_survive_saves_and_loads(tmp_path: Path):
+@pytest.mark.parametrize("reload", [True, False])
+def test_random_changes_survive_saves_and_loads(tmp_path: Path, reload: bool):
+    """Saved and loaded again, or saved and kept on (a server saves after each change: the
+    next save must link the files of the generation it just wrote, not of the one it loaded)."""
     rng = random.Random(7)
     words = ["ταχύ", "harbor", "日本語", "rocket", "naïve", "bread", "🙂", "orbit", "x"]
     index, model = Index.create("faiss", DIM, {}), {}
@@ -64,7 +71,8 @@ def test_random_changes_survive_saves_and_loads(tmp_path: Path):
             del model[doc_id]
         else:
             index.save(tmp_path)
-            index = Index.load(tmp_path)
+            if reload:
+                index = Index.load(tmp_path)
         _check(index, model)
     index.save(tmp_path)
     _check(Index.load(tmp_path), model)
@@ -124,4 +132,43 @@ def test_format_1_index_loads_and_is_upgraded(tmp_path: Path):
     manifest = json.loads((new_gen / "manifest.json").read_text())
     assert manifest["format_version"] == index_module.FORMAT_VERSION
     assert not (new_gen / "chunks.jsonl").exists()
+    _check(Index.load(tmp_path), model)
+
+
+def _inode(folder: Path, name: str) -> int:
+    return (folder / name).stat().st_ino
+
+
+def test_adding_links_the_unchanged_files_and_deleting_compacts(tmp_path: Path):
+    """Adding a document writes only what is new (texts in one more segment, vectors in a
+    delta); the big files are the previous generation's, hard-linked, and their checksums are
+    reused; once most texts are deleted the segments are rewritten as one."""
+    rng = random.Random(3)
+    index, model = Index.create("faiss", DIM, {}), {}
+    for n in range(40):
+        _put(index, model, f"d{n}", f"text number {n} " * 20, rng)
+    first = index.save(tmp_path)
+    big = ["vectors.faiss", "chunk_texts.bin", "document_texts.bin"]
+    before = {name: _inode(first, name) for name in big}
+    index = Index.load(tmp_path)
+    _put(index, model, "new", "a new document about harbours " * 5, rng)
+    second = index.save(tmp_path)
+    assert not first.exists() and {name: _inode(second, name) for name in big} == before
+    assert (second / "chunk_texts.1.bin").is_file() and (second / "document_texts.1.bin").is_file()
+    assert (second / "vectors.delta.faiss").is_file()
+    _check(index, model)
+    loaded = Index.load(tmp_path)
+    _check(loaded, model)
+    manifest = json.loads((second / "manifest.json").read_text())
+    assert all(index_module._sha256(second / n) == d for n, d in manifest["files"].items())
+    hit = loaded.search(loaded.store._delta.reconstruct(int(loaded.chunks.ids_of("new")[0])), 1)
+    assert hit[0].doc_id == "new"
+
+    for n in range(35):  # most of the texts go: the next save rewrites them in one segment
+        loaded.delete(f"d{n}")
+        del model[f"d{n}"]
+    third = loaded.save(tmp_path)
+    assert segment_names(third, "chunk_texts.bin") == ["chunk_texts.bin"]
+    assert segment_names(third, "document_texts.bin") == ["document_texts.bin"]
+    assert _inode(third, "chunk_texts.bin") != before["chunk_texts.bin"]
     _check(Index.load(tmp_path), model)

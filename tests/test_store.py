@@ -81,7 +81,7 @@ def test_failed_save_keeps_the_previous_index(tmp_path: Path, embedder, monkeypa
     def crash(*args, **kwargs):
         raise OSError("disk full")
 
-    monkeypatch.setattr("rag.index._write_jsonl", crash)
+    monkeypatch.setattr("rag.store.chunktable.ChunkTable.save", crash)  # after the documents
     with pytest.raises(OSError, match="disk full"):
         index.save(tmp_path)
     monkeypatch.undo()

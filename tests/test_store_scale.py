@@ -105,3 +105,51 @@ def test_manifest_without_sizes_is_fully_hashed(tmp_path: Path):
     (gen / "chunk_texts.bin").write_text((tmp_path / "keep").read_text().replace("text 1", "text 9"))
     with pytest.raises(IndexCorrupt):
         Index.load(tmp_path)
+
+
+@pytest.mark.parametrize("limit", [10**9, 500])
+def test_loaded_store_changes_through_a_delta_like_a_rebuilt_one(tmp_path: Path, monkeypatch,
+                                                                   limit: int):
+    """A loaded (mapped) store takes additions in a delta and removals as tombstones: searches
+    see exactly the live vectors, through saves and loads, until a save merges them in."""
+    monkeypatch.setattr(FaissStore, "exact_limit", limit)
+    monkeypatch.setattr(FaissStore, "merge_min", 300)
+    x = _vectors(3_000)
+    live = dict(enumerate(x[:1_000]))
+    store = FaissStore(32)
+    store.add(np.arange(1_000), x[:1_000])
+    store.save(tmp_path / "g0.faiss")
+    store = FaissStore.load(tmp_path / "g0.faiss", 32)
+    rng = np.random.default_rng(5)
+    next_id, saves, merges = 1_000, 0, 0
+    for step in range(12):
+        new = np.arange(next_id, next_id + 40)
+        store.add(new, x[new])
+        live.update(zip(new.tolist(), x[new]))
+        next_id += 40
+        gone = rng.choice(sorted(live), size=30, replace=False)  # from the base and the delta
+        assert store.remove(gone.tolist()) == 30
+        for i in gone.tolist():
+            del live[i]
+        assert len(store) == len(live)
+        ids = np.array(sorted(live))
+        found = store.search(x[ids[:50]], 5)[1]
+        assert not set(found.ravel().tolist()) - set(live)  # nothing removed comes back
+        if limit > 10**6:  # exact: the same answers as a store built from the live vectors
+            fresh = FaissStore(32)
+            fresh.add(ids, np.stack([live[i] for i in ids]))
+            assert np.array_equal(found, fresh.search(x[ids[:50]], 5)[1])
+        kept = [i for i in new.tolist() if i in live]
+        assert store.search(x[kept], 1)[1][:, 0].tolist() == kept
+        if step % 3 == 2:
+            saves += 1
+            path = tmp_path / f"g{saves}.faiss"
+            names = store.save(path)
+            merged = f"g{saves}.delta.faiss" not in names
+            store = FaissStore.load(path, 32) if step % 2 else store
+            store.saved(path)
+            assert len(store) == len(live)
+            if merged:  # past merge_min: one file again, no delta nor tombstones
+                assert names == [path.name]
+                merges += 1
+    assert saves == 4 and 0 < merges < saves

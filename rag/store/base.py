@@ -36,7 +36,15 @@ class VectorStore(ABC):
     def __len__(self) -> int: ...
 
     @abstractmethod
-    def save(self, path: Path) -> None: ...
+    def save(self, path: Path) -> list[str]:
+        """Write the store into a new generation's folder at `path` (its main file; a backend
+        may add files named after it beside it); returns the names of the files, relative to
+        the folder, for the manifest."""
+
+    def saved(self, path: Path) -> None:
+        """The generation just saved is now at `path` (renamed into place): a store that links
+        unchanged files into the next generation reads them from here from now on."""
+        return None
 
     @classmethod
     @abstractmethod

@@ -5,71 +5,152 @@ Files of a generation (see rag/index.py)::
 
     chunks.npy           one row per chunk, sorted by id: id, document row, ordinal, offsets,
                          and where its text lies in chunk_texts.bin (numpy, no pickle)
-    chunk_texts.bin      the chunk texts, UTF-8, back to back
-    document_texts.bin   the document texts, UTF-8, back to back (documents.jsonl says where)
+    chunk_texts.bin      the chunk texts, UTF-8, back to back; later segments chunk_texts.1.bin,
+                         .2.bin... continue it (offsets run on across the segments)
+    document_texts.bin   the document texts, the same way (documents.jsonl says where)
 
 Both tables are memory-mapped at load. Changes since the load are kept in memory (added chunks,
 removed ids) and merged into new files at the next save; a generation's files are never changed.
+Text segments unchanged since the load are hard-linked into the next generation, and new texts
+go into one new segment, until deletions leave a quarter of the bytes unused or there are 16
+segments: then the live texts are rewritten into one.
 """
 
 from __future__ import annotations
 
+import bisect
 import mmap
 from collections import Counter
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import BinaryIO
 
 import numpy as np
 
 from ..schema import Chunk
+from .files import link_or_copy
 
 ROWS = "chunks.npy"
 CHUNK_TEXTS = "chunk_texts.bin"
 DOCUMENT_TEXTS = "document_texts.bin"
 ROW = np.dtype([("id", "<i8"), ("doc", "<i4"), ("ordinal", "<i4"), ("start", "<i8"), ("end", "<i8"),
                 ("at", "<i8"), ("size", "<i4")])
-_COPY = 8 << 20
+MAX_SEGMENTS = 16
+KEEP_SHARE = 0.75
+"""A save keeps a blob's segments (appending one) while at least this share of their bytes is
+still used and there are fewer than MAX_SEGMENTS; otherwise it rewrites the live texts in one."""
+
+
+def worth_keeping(blob: Blob, live_bytes: int) -> bool:
+    return 0 < len(blob.paths) < MAX_SEGMENTS and live_bytes >= KEEP_SHARE * len(blob)
 
 
 class Blob:
-    """A read-only file of texts, memory-mapped; `read(at, size)` gives one of them."""
+    """Read-only texts in one or more segment files, memory-mapped and addressed as one run of
+    bytes: `read(at, size)` gives one text (a text never spans two segments).
 
-    def __init__(self, path: Path | None = None):
-        self._map: mmap.mmap | bytes = b""
-        if path is not None and path.stat().st_size:
-            with open(path, "rb") as fh:
-                self._map = mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ)
+    Why segments: a save that only adds texts hard-links the loaded segments into the new
+    generation and writes the new texts into one more, instead of copying a gigabyte of
+    unchanged text (rag/index.py keeps a million chunks; adding a document must cost a second)."""
+
+    def __init__(self, paths: Sequence[Path] = ()):
+        self.paths = list(paths)
+        self._maps: list[mmap.mmap | bytes] = []
+        self._starts: list[int] = []
+        size = 0
+        for path in self.paths:
+            data: mmap.mmap | bytes = b""
+            if path.stat().st_size:
+                with open(path, "rb") as fh:
+                    data = mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ)
+            self._maps.append(data)
+            self._starts.append(size)
+            size += len(data)
+        self._size = size
+
+    @classmethod
+    def open(cls, folder: Path, name: str) -> Blob:
+        """The segments of blob `name` in a generation's folder, in order."""
+        return cls([folder / n for n in segment_names(folder, name)])
 
     def __len__(self) -> int:
-        return len(self._map)
+        return self._size
 
     def read(self, at: int, size: int) -> str:
-        return self._map[at:at + size].decode("utf-8", errors="replace")
+        return self.read_bytes(at, size).decode("utf-8", errors="replace")
 
     def read_bytes(self, at: int, size: int) -> bytes:
-        return self._map[at:at + size]
+        if not self._maps:
+            return b""
+        s = bisect.bisect_right(self._starts, at) - 1
+        at -= self._starts[s]
+        return self._maps[s][at:at + size]
 
-    def copy_to(self, out: BinaryIO) -> None:
-        for at in range(0, len(self._map), _COPY):
-            out.write(self._map[at:at + _COPY])
+
+def segment_names(folder: Path, name: str) -> list[str]:
+    """`name` (say chunk_texts.bin) and its later segments chunk_texts.1.bin, .2.bin... present
+    in the folder, in order."""
+    stem, suffix = name.rsplit(".", 1)
+    found = [(0, name)] if (folder / name).is_file() else []
+    for path in folder.glob(f"{stem}.*.{suffix}"):
+        number = path.name[len(stem) + 1:-len(suffix) - 1]
+        if number.isdigit():
+            found.append((int(number), path.name))
+    return [n for _, n in sorted(found)]
 
 
 class BlobWriter:
-    """Appends texts to a new blob file and says where each went."""
+    """Writes a blob into a new generation's folder: either afresh (one segment) or, given the
+    loaded blob to keep, by hard-linking its segments and appending texts in one new segment,
+    so the offsets of the kept texts stay valid. `names` lists the files that make it up."""
 
-    def __init__(self, out: BinaryIO):
-        self.out = out
+    def __init__(self, folder: Path, name: str, keep: Blob | None = None):
+        self.folder, self.name = folder, name
+        self.names: list[str] = []
         self.size = 0
+        if keep is not None and keep.paths:
+            for path, data in zip(keep.paths, keep._maps):
+                try:
+                    link_or_copy(path, folder / path.name)
+                except OSError:  # the loaded generation was removed meanwhile: its mapped bytes
+                    (folder / path.name).write_bytes(memoryview(data))
+                self.names.append(path.name)
+            self.size = len(keep)
+            stem, suffix = name.rsplit(".", 1)
+            last = keep.paths[-1].name
+            number = 0 if last == name else int(last[len(stem) + 1:-len(suffix) - 1])
+            self._next = f"{stem}.{number + 1}.{suffix}"
+        else:
+            self._next = name
+        self._out: BinaryIO | None = None
 
     def write(self, text: str) -> tuple[int, int]:
         data = text.encode("utf-8")
         return self.write_bytes(data), len(data)
 
     def write_bytes(self, data: bytes) -> int:
-        self.out.write(data)
+        if self._out is None:  # the new segment is made when the first text comes
+            self._out = open(self.folder / self._next, "wb")  # noqa: SIM115 - closed in close()
+            self.names.append(self._next)
+        self._out.write(data)
         at, self.size = self.size, self.size + len(data)
         return at
+
+    def close(self) -> list[str]:
+        """Finish the new segment; returns the blob's file names."""
+        if self._out is not None:
+            self._out.close()
+        elif not self.names:  # nothing at all: still one (empty) file, so the blob exists
+            (self.folder / self.name).touch()
+            self.names.append(self.name)
+        return self.names
+
+    def __enter__(self) -> BlobWriter:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._out is not None and not self._out.closed:
+            self._out.close()
 
 
 class ChunkTable(Mapping[int, Chunk]):
@@ -99,7 +180,7 @@ class ChunkTable(Mapping[int, Chunk]):
         rows = np.load(folder / ROWS, mmap_mode="r", allow_pickle=False)
         if rows.dtype != ROW or rows.ndim != 1:
             raise ValueError(f"{ROWS} has rows of {rows.dtype}, not {ROW}")
-        table = cls(rows, Blob(folder / CHUNK_TEXTS), doc_ids)
+        table = cls(rows, Blob.open(folder, CHUNK_TEXTS), doc_ids)
         if len(rows):  # checked on the columns the table keeps in memory anyway
             ids, docs = table._ids, table._doc_column()
             if np.any(ids[1:] <= ids[:-1]):
@@ -203,29 +284,29 @@ class ChunkTable(Mapping[int, Chunk]):
     # -- saving -----------------------------------------------------------------------------
     def save(self, folder: Path, doc_rows: Mapping[str, int]) -> list[str]:
         """Write the table (loaded rows still there, then the added chunks) for documents
-        numbered by `doc_rows`; returns the file names."""
+        numbered by `doc_rows`; returns the file names. The loaded text segments are kept
+        (hard-linked) while most of their bytes are still used, so adding chunks writes only
+        the new texts; the row table (44 bytes a chunk) is written whole."""
         kept = self._rows
         if self._removed:
             kept = kept[~np.isin(self._ids, np.fromiter(self._removed, dtype=np.int64))]
         renumber = np.array([doc_rows.get(d, -1) for d in self._doc_ids] or [-1], dtype=np.int32)
         out = np.empty(len(kept) + len(self._added), dtype=ROW)
-        with open(folder / CHUNK_TEXTS, "wb") as fh:
-            blob = BlobWriter(fh)
-            if len(kept):
-                out[:len(kept)] = kept
-                out["doc"][:len(kept)] = renumber[kept["doc"]]
-                if len(kept) == len(self._rows):  # nothing removed: the text file as it is
-                    self._texts.copy_to(fh)
-                    blob.size = len(self._texts)
-                else:
-                    for i, (at, size) in enumerate(zip(kept["at"].tolist(), kept["size"].tolist())):
-                        out["at"][i] = blob.write_bytes(self._texts.read_bytes(at, size))
+        out[:len(kept)] = kept
+        out["doc"][:len(kept)] = renumber[kept["doc"]]
+        keep = worth_keeping(self._texts, int(kept["size"].sum(dtype=np.int64)))
+        with BlobWriter(folder, CHUNK_TEXTS, self._texts if keep else None) as blob:
+            if not keep:
+                for i, (at, size) in enumerate(zip(kept["at"].tolist(), kept["size"].tolist())):
+                    out["at"][i] = blob.write_bytes(self._texts.read_bytes(at, size))
             for i, c in enumerate(self._added.values(), start=len(kept)):
                 at, size = blob.write(c.text)
                 out[i] = (c.id, doc_rows.get(c.doc_id, -1), c.ordinal, c.start, c.end, at, size)
+            names = blob.close()
         if len(out) and out["doc"].min() < 0:
             raise ValueError("a chunk belongs to no document of the index")
-        out = out[np.argsort(out["id"], kind="stable")]
+        if np.any(out["id"][1:] <= out["id"][:-1]):  # added ids are usually all past the loaded ones
+            out = out[np.argsort(out["id"], kind="stable")]
         with open(folder / ROWS, "wb") as fh:
             np.save(fh, out, allow_pickle=False)
-        return [ROWS, CHUNK_TEXTS]
+        return [ROWS, *names]

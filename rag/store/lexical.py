@@ -317,6 +317,11 @@ class Bm25:
         (folder / META).write_text(json.dumps(meta))
         return sorted(f"{folder.name}/{n}" for n in names + [META])
 
+    def saved(self, folder: Path) -> None:
+        """The files just saved are in `folder` now: the next save links them from there."""
+        for segment in self.segments:
+            segment.source = folder
+
     @classmethod
     def load(cls, folder: Path) -> Bm25 | None:
         """The saved BM25, or None when it is missing or was built with other settings."""

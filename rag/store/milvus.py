@@ -256,11 +256,12 @@ class MilvusStore(VectorStore):
             rows = self.client.query(self.chunks_name, filter="", output_fields=["count(*)"])
         return int(rows[0]["count(*)"])
 
-    def save(self, path: Path) -> None:
+    def save(self, path: Path) -> list[str]:
         """Nothing to write locally: every change is already in Milvus; flush seals it."""
         with self._lock:
             for name in (self.chunks_name, self.docs_name):
                 self.client.flush(name)
+        return []
 
     @classmethod
     def load(cls, path: Path, dimension: int) -> MilvusStore:
