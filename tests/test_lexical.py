@@ -209,3 +209,22 @@ def test_the_index_updates_bm25_instead_of_rebuilding(corpus, tmp_path):
     assert old._lexical is None
     assert len(old.lexical().segments) == 1
     assert_same(old.lexical(), rebuilt)
+
+
+def test_pruned_top_k_is_the_exhaustive_top_k(corpus):
+    """The k best (MaxScore pruning skips the long postings of common words once no unseen
+    chunk can reach the top) are those of the full scoring, over several segments with
+    removed chunks, for queries mixing rare and common words."""
+    bm25 = Bm25.build(corpus[:700])
+    bm25.add(corpus[700:])
+    bm25.remove(range(0, 700, 7))
+    bm25.search("warm", 1)  # the second segment is made
+    assert len(bm25.segments) == 2
+    rng = np.random.default_rng(0)
+    vocab = sorted({t for _, text in corpus[::20] for t in tokenize(text)})
+    queries = QUERIES + [" ".join(rng.choice(vocab, size=rng.integers(2, 9))) for _ in range(60)]
+    for q in queries:
+        everything = sorted(full(bm25, q).values(), reverse=True)
+        for k in (1, 3, 10, 40):
+            got = [s for _, s in bm25.search(q, k)]
+            assert got == pytest.approx(everything[:k], rel=1e-9), (q, k)

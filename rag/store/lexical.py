@@ -203,6 +203,45 @@ def merge(name: str, segments: list[Segment]) -> Segment:
                               np.concatenate(counts or [_EMPTY_TFS])[by_key])
 
 
+def _segment_scores(s: Segment, plan: list[tuple[float, tuple[np.ndarray, np.ndarray]]], k: int,
+                    base: float, per_length: float) -> tuple[np.ndarray, np.ndarray] | None:
+    """A segment's BM25 scores (dense, by row) and the rows that can be among the k best.
+
+    Exact top k with MaxScore pruning: a term adds less than its idf to any chunk, so once the
+    k-th best score so far exceeds the idfs of the terms still to come, no chunk unseen yet
+    can reach the top k; the remaining (common, long-postings) terms are then looked up only
+    for the candidates (a binary search in their sorted postings), not scanned. At a million
+    chunks a common word's postings hold hundreds of thousands of rows."""
+    plan = [(idf, rows, tfs) for idf, (rows, tfs) in plan if len(rows)]
+    if not plan:
+        return None
+    scores = np.zeros(len(s.ids), dtype=np.float64)
+    remaining = sum(idf for idf, _, _ in plan)
+    candidates = None
+    seen, done = 0, 0.0
+    for idf, rows, tfs in plan:
+        remaining -= idf
+        done += idf
+        if candidates is None:
+            scores[rows] += idf * tfs / (base + per_length * s.lengths[rows] + tfs)  # rows unique
+            seen += len(rows)
+            # the k-th best is below the idfs summed so far: look only when that could beat the rest
+            if seen >= k and 0 < remaining < done:
+                positive = np.flatnonzero(scores)
+                if len(positive) >= k:
+                    kth = np.partition(scores[positive], len(positive) - k)[len(positive) - k]
+                    if remaining < kth:
+                        candidates = positive[scores[positive] + remaining >= kth * (1 - 1e-12)]
+            continue
+        at = np.minimum(np.searchsorted(rows, candidates), len(rows) - 1)
+        hit = rows[at] == candidates
+        r, t = candidates[hit], tfs[at[hit]]
+        scores[r] += idf * t / (base + per_length * s.lengths[r] + t)
+        kth = np.partition(scores[candidates], len(candidates) - k)[len(candidates) - k]
+        candidates = candidates[scores[candidates] + remaining >= kth * (1 - 1e-12)]
+    return scores, (np.flatnonzero(scores > 0) if candidates is None else candidates)
+
+
 class Bm25:
     """BM25 scores of chunks for a query; chunk ids are the index's ids."""
 
@@ -274,25 +313,20 @@ class Bm25:
             return []
         k1, b = SETTINGS["k1"], SETTINGS["b"]
         avgdl = sum(s.live_length for s in self.segments) / n_docs
-        scores = [None] * len(self.segments)
+        plan = []  # (idf, postings per segment), rarest term first
         for term, times in terms.items():
-            found = [s.postings(term) for s in self.segments]
-            df = sum(len(rows) for rows, _ in found)
-            if not df:
-                continue
-            idf = times * math.log(1 + (n_docs - df + 0.5) / (df + 0.5))
-            for i, (s, (rows, tfs)) in enumerate(zip(self.segments, found)):
-                if not len(rows):
-                    continue
-                if scores[i] is None:
-                    scores[i] = np.zeros(len(s.ids), dtype=np.float64)
-                norm = (k1 * (1 - b)) + (k1 * b / avgdl) * s.lengths[rows]
-                scores[i][rows] += idf * tfs / (norm + tfs)  # rows are unique within a term
+            postings = [s.postings(term) for s in self.segments]
+            df = sum(len(rows) for rows, _ in postings)
+            if df:
+                plan.append((times * math.log(1 + (n_docs - df + 0.5) / (df + 0.5)), postings))
+        plan.sort(key=lambda p: -p[0])
+        scores = [_segment_scores(s, [(idf, post[i]) for idf, post in plan], k, k1 * (1 - b),
+                                  k1 * b / avgdl) for i, s in enumerate(self.segments)]
         best_ids, best_scores = [], []
         for s, sc in zip(self.segments, scores):  # each segment's k best, then the k best of those
             if sc is None:
                 continue
-            top = np.flatnonzero(sc > 0)
+            sc, top = sc
             if len(top) > k:
                 top = top[np.argpartition(-sc[top], k - 1)[:k]]
             best_ids.append(np.asarray(s.ids[top]))
