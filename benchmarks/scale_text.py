@@ -59,6 +59,17 @@ for _ in range(2):
         t = time.perf_counter()
         retriever.run(q, 4)
         times.append(time.perf_counter() - t)
+steps = {{"embed": [], "dense": [], "bm25": []}}  # where a question's time goes
+for q in questions:
+    t0 = time.perf_counter()
+    v = embedder.encode_query(q)
+    t1 = time.perf_counter()
+    index.nearest(v, 40)
+    t2 = time.perf_counter()
+    index.keywords(q, 40)
+    steps["embed"].append(t1 - t0)
+    steps["dense"].append(t2 - t1)
+    steps["bm25"].append(time.perf_counter() - t2)
 after = rss()
 # add one document end to end, as a running server would: embed its chunks, put, save a new
 # generation (BM25: one new segment, the rest hard-linked), then ask about it
@@ -75,7 +86,7 @@ put = time.perf_counter() - t - embed
 index.save(Path({index!r}))
 add = time.perf_counter() - t
 found = [p.doc_id for p in retriever.run(parts[0][:200], 4)]
-print(json.dumps({{"load": load, "times": times, "base": base, "loaded": loaded, "after": after,
+print(json.dumps({{"load": load, "times": times, "steps": steps, "base": base, "loaded": loaded, "after": after,
                   "add": add, "add_embed": embed, "add_put": put, "add_found": "added-doc" in found}}))
 """
 
@@ -170,8 +181,8 @@ def text_rows(args: argparse.Namespace, work: Path, base: np.ndarray, texts: lis
     rows = ["| chunks | build (put + save, BM25 included) | size on disk | load (process already "
             "running, models loaded) | index's share of RSS: after load / after the questions "
             "(anonymous + mapped file pages) | hybrid question p50 / p95 | "
-            "LangChain retriever p50 / p95 | ratio | add one document end to end (embed + put + "
-            "save) |", "|---|---|---|---|---|---|---|---|---|"]
+            "LangChain retriever p50 / p95 | ratio | p50 of its steps: query embedding / dense top 40 / BM25 top 40 | add one document end to end (embed + put + "
+            "save) |", "|---|---|---|---|---|---|---|---|---|---|"]
     for n in args.sizes:
         out = work / f"index-{n}"
         build, seed_rows, gen = build_index(n, base, texts, out)
@@ -193,6 +204,7 @@ def text_rows(args: argparse.Namespace, work: Path, base: np.ndarray, texts: lis
             f"{p50 * 1000:.1f} / "
             f"{perfkit.pct(ours['times'], 0.95) * 1000:.1f} ms | {lc50 * 1000:.1f} / "
             f"{perfkit.pct(lc['times'], 0.95) * 1000:.1f} ms | {p50 / lc50:.2f} | "
+            f"{' / '.join(f'{perfkit.pct(v, 0.5) * 1000:.1f}' for v in ours['steps'].values())} ms | "
             f"{ours['add']:.2f} s ({ours['add_embed']:.2f} embed, {ours['add_put']:.2f} put, "
             f"{ours['add'] - ours['add_embed'] - ours['add_put']:.2f} save)"
             f"{'' if ours['add_found'] else ', NOT FOUND after'} |"

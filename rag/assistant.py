@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import concurrent.futures
 import contextlib
 import logging
 import os
@@ -77,6 +78,7 @@ class Assistant:
         self._writer = threading.RLock()  # one refresh at a time in this process
         self._data = threading.Lock()  # held while the index changes and while it is searched
         self._checked_at = 0.0
+        self._generator_loading: concurrent.futures.Future | None = None
 
     # -- components (loaded on first use) ------------------------------------------------
     @property
@@ -124,9 +126,23 @@ class Assistant:
     def generator(self):
         if self._models is not None:
             return self._models.generator
+        if self._generator_loading is not None:
+            return self._generator_loading.result()
         from .generate import make_generator
 
         return make_generator(self.settings)
+
+    def preload(self) -> None:
+        """Start loading the generator in a background thread, for a one-shot question (`rag
+        ask`): llama.cpp or torch read their weights (native code, the GIL released) while
+        the embedding model, the index and the search take the other core."""
+        if self._models is not None or self._generator_loading is not None or "generator" in vars(self):
+            return
+        from .generate import make_generator
+
+        pool = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="rag-preload")
+        self._generator_loading = pool.submit(make_generator, self.settings)
+        pool.shutdown(wait=False)
 
     @cached_property
     def retriever(self):

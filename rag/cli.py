@@ -255,6 +255,7 @@ def _run(args: argparse.Namespace) -> int:
     if args.command == "index":
         return _index(assistant, args)
     if args.command == "ask":
+        assistant.preload()
         try:
             answer = assistant.ask(args.question, args.k, Where.of(args.doc, args.since, args.until))
         except QuestionError as exc:
