@@ -69,19 +69,16 @@ def quality(paths: dict[str, Path], xquad: int, threads: int) -> None:
 
     seed_file = ROOT / "benchmarks" / "seed_questions.json"
     squad = ROOT.parent / "shared" / "datasets" / "xquad" / "xquad.en.json"
+    from rag import Assistant, Settings
+
     answers: dict[str, dict[str, str]] = {}
-    embedder = None
+    embedder = Assistant(Settings.from_env(threads=threads, generator="extractive")).embedder
     with tempfile.TemporaryDirectory(prefix="llama-quant-") as work:
         print("\n| weights | seed answerable | seed unanswerable | seed same as Q4_1 | "
               f"XQuAD rc ({xquad}) F1 | holds gold | same as Q4_1 |\n|---|---|---|---|---|---|---|")
         for name, path in paths.items():
             settings = {"generator": f"llamacpp:{path}", "threads": threads}
             seed = evaluate_seed(seed_file, ROOT / "seeds", Path(work) / "seed", embedder, **settings)
-            if embedder is None:
-                from rag.config import Settings
-                from rag.embed import Embedder
-
-                embedder = Embedder(Settings.from_env(threads=threads))
             qa = evaluate_qa(squad, Path(work) / "qa", "rc", xquad, False, embedder, **settings)
             answers[name] = {**seed.details["answers"], **qa.details["predictions"]}
             base = answers[next(iter(paths))]
