@@ -97,6 +97,56 @@ def quality(paths: dict[str, Path], xquad: int, threads: int) -> None:
                 print(f"\n{name} differs on {q!r}:\n  Q4_1: {shipped[q]!r}\n  {name}: {got[q]!r}")
 
 
+def instruction_first(self, question: str, evidence: list) -> list[dict[str, str]]:
+    """The compact prompt with its fixed instruction ahead of the evidence, so consecutive
+    questions share a longer prefix (the system turn and the instruction) for llama.cpp to reuse."""
+    sentences = [ev for ev in evidence if ev.date is None]
+    dates = sorted({ev.date for ev in evidence if ev.date})
+    lines = [f"[{ev.source}] {ev.text}" for ev in sentences]
+    if dates:
+        lines.append(f"(Article date: {', '.join(dates)})")
+    user = f"{self.INSTRUCTION}\n\n" + "\n".join(lines) + f"\n\nQuestion: {question}"
+    return [{"role": "user", "content": user}]
+
+
+def order(path: Path, threads: int) -> None:
+    """Seed answers and shared-prefix length with the reader's prompt as it is and with the
+    instruction first, on the same weights."""
+    from rag import Assistant, Settings
+    from rag.answer.reader import GroundedReader
+    from rag.evaluate import evaluate_seed
+    from rag.generate.llamacpp import LlamaCppGenerator
+    from rag.schema import Evidence
+
+    seed_file = ROOT / "benchmarks" / "seed_questions.json"
+    embedder = Assistant(Settings.from_env(threads=threads, generator="extractive")).embedder
+    generator = LlamaCppGenerator(path, path.stem, threads)
+    results = {}
+    original = GroundedReader.messages
+    with tempfile.TemporaryDirectory(prefix="llama-order-") as work:
+        for name, builder in (("evidence first (as is)", original), ("instruction first", instruction_first)):
+            GroundedReader.messages = builder  # type: ignore[method-assign]
+            try:
+                seed = evaluate_seed(seed_file, ROOT / "seeds", Path(work) / "seed", embedder,
+                                     generator=f"llamacpp:{path}", threads=threads)
+            finally:
+                GroundedReader.messages = original  # type: ignore[method-assign]
+            reader = GroundedReader(embedder, None)
+            a = generator.prompt(builder(reader, "Why?", [Evidence(1, "Alpha beta.", 0, 11)]))
+            b = generator.prompt(builder(reader, "Who won?", [Evidence(1, "Gamma delta.", 0, 12)]))
+            shared = next((i for i, (x, y) in enumerate(zip(a, b)) if x != y), min(len(a), len(b)))
+            results[name] = seed
+            m = seed.metrics
+            print(f"| {name} | {m['answerable']:.0f} % | {m.get('unanswerable', 0):.0f} % | "
+                  f"{shared} tokens shared by any two prompts |", flush=True)
+    (_, first), (_, second) = results.items()
+    one, two = first.details["answers"], second.details["answers"]
+    print(f"\nanswers word for word the same: {sum(one[q] == two[q] for q in one)}/{len(one)}")
+    for q, text in first.details["answers"].items():
+        if second.details["answers"][q] != text:
+            print(f"  {q!r}:\n    as is: {text!r}\n    instruction first: {second.details['answers'][q]!r}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -109,11 +159,17 @@ def main() -> None:
     parser.add_argument("--prefix", action="store_true", help="also time with the system turn reused")
     parser.add_argument("--quality", action="store_true", help="compare seed and XQuAD answers")
     parser.add_argument("--xquad", type=int, default=60, help="XQuAD rc questions for --quality")
+    parser.add_argument("--order", action="store_true",
+                        help="seed answers with the instruction ahead of the evidence (shipped weights)")
     parser.add_argument("--keep", metavar="DIR", help="write the copies here (default: a temp dir)")
     args = parser.parse_args()
 
     from rag.generate.base import smollm2_gguf
     from rag.generate.weights import requantize
+
+    if args.order:
+        order(smollm2_gguf(), max(args.threads))
+        return
 
     folder = Path(args.keep or tempfile.mkdtemp(prefix="llama-quant-"))
     folder.mkdir(parents=True, exist_ok=True)

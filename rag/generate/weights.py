@@ -229,9 +229,12 @@ def resolve(source: Path, cache_dir: Path, threads: int, setting: str = "auto") 
     setting = setting.strip().lower()
     if setting == SHIPPED:
         return source
-    if setting == "auto":
-        return Path(choose(source, cache_dir, threads).file)
     encoding = setting.upper()
+    if setting == "auto":
+        found = choose(source, cache_dir, threads)
+        if found.weights == SHIPPED:
+            return source
+        encoding = found.weights  # its copy again if another process deleted it meanwhile
     if encoding not in CANDIDATES:
         raise ValueError(f"llamacpp_weights must be one of {', '.join(SETTINGS)}, not {setting!r}")
     path = copy_path(cache_dir, source, encoding)
