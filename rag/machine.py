@@ -35,6 +35,11 @@ def cpu_info() -> tuple[str, list[str]]:
     return model or platform.processor() or platform.machine(), flags
 
 
+def has_bf16(flags: Sequence[str]) -> bool:
+    """bf16 arithmetic units (AVX512-BF16 or AMX): elsewhere bf16 is emulated, slowly."""
+    return bool({"avx512_bf16", "amx_bf16"} & set(flags))
+
+
 def library_versions(names: Sequence[str]) -> dict[str, str | None]:
     """Installed version of each distribution (None when it is not installed)."""
     versions: dict[str, str | None] = {}

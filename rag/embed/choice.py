@@ -30,7 +30,7 @@ from typing import Any
 
 import numpy as np
 
-from ..machine import cpu_info, key_of, write_atomic
+from ..machine import cpu_info, has_bf16, key_of, write_atomic
 from ..machine import machine as describe_machine
 from .base import ENCODERS, Encoder
 
@@ -80,10 +80,6 @@ def sample_texts() -> list[str]:
     """The fixed sample: ~50 paragraphs of varied prose (written for this; no dataset text)."""
     text = files(__package__).joinpath("sample.txt").read_text(encoding="utf-8")
     return [p.strip().replace("\n", " ") for p in text.split("\n\n") if p.strip()]
-
-
-def has_bf16(flags: Sequence[str]) -> bool:
-    return bool({"avx512_bf16", "amx_bf16"} & set(flags))
 
 
 def machine_key(model: str, threads: int) -> dict[str, Any]:

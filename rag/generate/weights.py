@@ -28,7 +28,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..machine import cpu_info, key_of, machine, write_atomic
+from ..machine import cpu_info, has_bf16, key_of, machine, write_atomic
 
 log = logging.getLogger(__name__)
 
@@ -36,15 +36,17 @@ FTYPES = {"F32": 0, "F16": 1, "Q4_0": 2, "Q8_0": 7, "BF16": 32}
 """llama_ftype values (llama.h) of the encodings this module can write."""
 CANDIDATES = ("F16", "BF16", "Q8_0")
 """Copies that keep the Q4_1 values (F16 exactly to 11 bits, BF16 and Q8_0 to within a few
-percent of one Q4_1 step); Q4_0 re-rounds onto a coarser grid and is never a candidate."""
+percent of one Q4_1 step); Q4_0 re-rounds onto a coarser grid and is never a candidate. BF16
+is timed only where the CPU has bf16 units (`candidates`)."""
 SHIPPED = "shipped"
 SETTINGS = ("auto", SHIPPED, *(f.lower() for f in CANDIDATES))
 MARGIN = 0.15
 """A copy must answer the probe this much faster than the shipped file to be chosen."""
-RUNS = 3
-TOKENS = 16
-"""Timed probe answers per candidate (after one warm-up), and tokens generated in each."""
-FORMAT = 1
+RUNS = 2
+TOKENS = 24
+"""Timed probe answers per candidate (after one warm-up read), and tokens generated in each:
+enough for the probe's fact, which the first timed answer must state."""
+FORMAT = 2
 PROBE = [{"role": "user", "content": (
     "[1] On Friday, Putin arrived in Beijing to attend the opening ceremony of the 2022 Winter "
     "Olympics.\n[1] After his face-to-face meeting with Xi, he ratified that Russia and China enjoy "
@@ -52,9 +54,8 @@ PROBE = [{"role": "user", "content": (
     "Beijing?\nAnswer in a few words, citing the sentence like [1].")}]
 """The reader's compact prompt for a seed question (about 125 tokens with the system turn)."""
 PROBE_FACTS = ("olympics",)
-"""What every candidate's probe answer must say within CHECKED_TOKENS tokens (the shipped file
-says "Putin traveled to Beijing to attend the 2022 Winter Olympics" in about 20)."""
-CHECKED_TOKENS = 32
+"""What every candidate's probe answer must say within TOKENS tokens (the shipped file says
+"Putin traveled to Beijing to attend the 2022 Winter Olympics" in about 20)."""
 measurements = 0
 """How many times this process measured (tests check that a cached choice is reused)."""
 
@@ -144,7 +145,12 @@ def timed_answer(generator: Any, tokens: int = TOKENS) -> tuple[float, float, st
     return read, per_token, generator.llm.detokenize(out, special=False).decode("utf-8", "replace")
 
 
-def measure(source: Path, cache_dir: Path, threads: int, encodings: Sequence[str] = CANDIDATES,
+def candidates(flags: Sequence[str]) -> tuple[str, ...]:
+    """The copies worth timing on a CPU with these flags."""
+    return tuple(e for e in CANDIDATES if e != "BF16" or has_bf16(flags))
+
+
+def measure(source: Path, cache_dir: Path, threads: int, encodings: Sequence[str] | None = None,
             runs: int = RUNS) -> WeightsChoice:
     """Write each candidate copy (once), time probe answers from each and from the shipped file
     in interleaved rounds (load from other jobs then weighs on all alike; the fastest of the
@@ -155,6 +161,7 @@ def measure(source: Path, cache_dir: Path, threads: int, encodings: Sequence[str
     global measurements
     measurements += 1
     started = time.perf_counter()
+    encodings = candidates(cpu_info()[1]) if encodings is None else encodings
     log.info("llama.cpp: measuring which encoding of %s answers fastest on this CPU (once per "
              "machine, about half a minute): shipped, %s", source.name, ", ".join(encodings))
     files = {SHIPPED: source}
@@ -168,8 +175,7 @@ def measure(source: Path, cache_dir: Path, threads: int, encodings: Sequence[str
                 if not files[name].is_file():
                     requantize(source, files[name], name, threads)
             generators[name] = LlamaCppGenerator(files[name], name, threads)
-            # warm-up (pages the weights in, builds repacked buffers), long enough to be checked
-            texts[name] = timed_answer(generators[name], CHECKED_TOKENS)[2]
+            timed_answer(generators[name], 1)  # warm-up: pages the weights in, repacks them
         except Exception as exc:  # noqa: BLE001 - a candidate that fails is only not chosen
             log.warning("llama.cpp: %s could not be measured (%s)", name, exc)
             rejected[name] = f"failed: {exc}"
@@ -179,6 +185,7 @@ def measure(source: Path, cache_dir: Path, threads: int, encodings: Sequence[str
         for _ in range(runs):
             for name, generator in generators.items():
                 timings[name].append(timed_answer(generator))
+                texts.setdefault(name, timings[name][0][2])
         tokens = len(next(iter(generators.values())).prompt(PROBE)) if generators else 0
     finally:
         for generator in generators.values():
@@ -207,7 +214,7 @@ def measure(source: Path, cache_dir: Path, threads: int, encodings: Sequence[str
 
 
 def choose(source: Path, cache_dir: Path, threads: int, remeasure: bool = False,
-           encodings: Sequence[str] = CANDIDATES, runs: int = RUNS) -> WeightsChoice:
+           encodings: Sequence[str] | None = None, runs: int = RUNS) -> WeightsChoice:
     """The cached choice for this machine, or a new measurement (kept for next time)."""
     described = machine_key(source, threads)
     key = key_of(described)
