@@ -118,9 +118,10 @@ class Settings:
     generator_retries: int = _opt(2, "Retries of a remote generator that fails before its first token.")
     llamacpp_weights: str = _opt(
         "auto", "Weights llama.cpp runs for the packaged SmolLM2: auto (the shipped Q4_1 file or a "
-        "copy re-encoded once into cache_dir as f16, bf16 or q8_0, whichever answers fastest on this "
-        "CPU, measured once per machine: `rag config` shows it, `rag config --measure` measures "
-        "again), shipped, f16, bf16 or q8_0 to choose without measuring.")
+        "copy re-encoded once into cache_dir as f16, or bf16 where the CPU has bf16 units, whichever "
+        "answers fastest on this CPU, measured once per machine: `rag config` shows it, `rag config "
+        "--measure` measures again), shipped, f16 or bf16 to choose without measuring, or q8_0 "
+        "(often faster, but it lost a seed-set answer: benchmarks/llama_quant.py --quality).")
     generator_dtype: str = _opt(
         "auto",
         "auto (bfloat16 where the CPU has bf16 units: faster prompt reading), float32 or bfloat16.",

@@ -31,17 +31,17 @@ def _file_type(path: Path) -> int:
 @pytest.fixture(scope="module")
 def measured(tmp_path_factory) -> tuple[Path, weights.WeightsChoice]:
     cache = tmp_path_factory.mktemp("weights")
-    return cache, weights.choose(SOURCE, cache, 2, encodings=("Q8_0",), runs=1)
+    return cache, weights.choose(SOURCE, cache, 2, encodings=("F16",), runs=1)
 
 
 def test_the_choice_is_measured_on_real_copies_and_kept(measured):
     cache, found = measured
-    assert set(found.answer_ms) == {"shipped", "Q8_0"}, found.rejected
-    assert all(ms > 0 for ms in found.answer_ms.values()) and found.read_tps["Q8_0"] > 0
+    assert set(found.answer_ms) == {"shipped", "F16"}, found.rejected
+    assert all(ms > 0 for ms in found.answer_ms.values()) and found.read_tps["F16"] > 0
     fastest = min(found.answer_ms, key=found.answer_ms.__getitem__)
-    if found.weights == "Q8_0":  # chosen only when faster than the shipped file by the margin
-        assert found.answer_ms["Q8_0"] * (1 + weights.MARGIN) <= found.answer_ms["shipped"]
-        assert _file_type(Path(found.file)) == weights.FTYPES["Q8_0"]
+    if found.weights == "F16":  # chosen only when faster than the shipped file by the margin
+        assert found.answer_ms["F16"] * (1 + weights.MARGIN) <= found.answer_ms["shipped"]
+        assert _file_type(Path(found.file)) == weights.FTYPES["F16"]
     else:
         assert found.weights == "shipped" and found.file == str(SOURCE)
         best = found.answer_ms[fastest]
@@ -55,7 +55,7 @@ def test_the_choice_is_measured_on_real_copies_and_kept(measured):
 def test_a_cached_choice_is_reused_and_another_machine_measures_again(measured, monkeypatch):
     cache, found = measured
     count = weights.measurements
-    again = weights.choose(SOURCE, cache, 2, encodings=("Q8_0",), runs=1)
+    again = weights.choose(SOURCE, cache, 2, encodings=("F16",), runs=1)
     assert weights.measurements == count and again == found
     assert Path(weights.resolve(SOURCE, cache, 2, "auto")) == Path(found.file)
     assert weights.measurements == count
