@@ -232,14 +232,16 @@ def _generator_choice(settings: Settings, measure: bool) -> None:
     if measure:
         found = weights.choose(source, s.cache_dir, s.threads, remeasure=True)
     else:
-        found = weights.cached(s.cache_dir, source, s.threads)
+        found = weights.cached(s.cache_dir, source, s.threads, provisional=True)
     if found is None:
         print("\n# llama.cpp weights: not measured on this machine yet (the first answer "
               "measures; `rag config --measure` now)")
         return
     m = found.machine
+    busy = (f", on a busy machine (load {found.load}): measured again once it is quiet"
+            if found.provisional else "")
     print(f"\n# llama.cpp weights: {found.weights} ({found.file}); measured {found.measured_at} "
-          f"in {found.seconds} s")
+          f"in {found.seconds} s{busy}")
     print(f"#   machine {found.key}: {m.get('cpu')}, {m.get('cores')} cores, {m.get('threads')} "
           f"threads, llama-cpp-python {m.get('libraries', {}).get('llama_cpp_python')}")
     for name, ms in sorted(found.answer_ms.items(), key=lambda kv: kv[1]):

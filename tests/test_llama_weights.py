@@ -85,3 +85,16 @@ def test_a_failed_quantization_leaves_no_file(tmp_path):
     with pytest.raises(RuntimeError, match="could not write"):
         weights.requantize(tmp_path / "missing.gguf", target, "F16", 1)
     assert list(tmp_path.iterdir()) == []
+
+
+def test_a_choice_measured_on_a_busy_machine_is_measured_again_when_quiet(measured):
+    cache, found = measured
+    path = weights.choice_path(cache, found.key)
+    kept = json.loads(path.read_text())
+    try:
+        path.write_text(json.dumps({**kept, "load": 1e6}))  # as if measured among many jobs
+        assert weights.cached(cache, SOURCE, 2, provisional=True).provisional
+        assert (weights.cached(cache, SOURCE, 2) is None) == (not weights.busy())
+    finally:
+        path.write_text(json.dumps(kept))
+    assert weights.cached(cache, SOURCE, 2) == found

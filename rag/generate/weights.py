@@ -79,8 +79,15 @@ class WeightsChoice:
     rejected: dict[str, str] = field(default_factory=dict)
     measured_at: str = ""
     seconds: float = 0.0
+    load: float = 0.0
+    """The 1-minute load average when measured: above the core count, other jobs shared the
+    cores and the order may be wrong, so the choice is measured again once the machine is quiet."""
     machine: dict[str, Any] = field(default_factory=dict)
     key: str = ""
+
+    @property
+    def provisional(self) -> bool:
+        return self.load > (os.cpu_count() or 1)
 
 
 def requantize(source: Path, target: Path, encoding: str, threads: int) -> Path:
@@ -121,14 +128,27 @@ def choice_path(cache_dir: Path, key: str) -> Path:
     return cache_dir / "generator-choice" / f"{key}.json"
 
 
-def cached(cache_dir: Path, source: Path, threads: int) -> WeightsChoice | None:
-    """The choice measured before on this machine (same key) whose file still exists."""
+def cached(cache_dir: Path, source: Path, threads: int, provisional: bool = False) -> WeightsChoice | None:
+    """The choice measured before on this machine (same key) whose file still exists; one
+    measured on a busy machine only while this one is busy too, or if `provisional`."""
     path = choice_path(cache_dir, key_of(machine_key(source, threads)))
     try:
         found = WeightsChoice(**json.loads(path.read_text()))
     except (OSError, ValueError, TypeError):
         return None
-    return found if Path(found.file).is_file() else None
+    if not Path(found.file).is_file():
+        return None
+    if found.provisional and not provisional and not busy():
+        return None  # measured on a busy machine, and this one is quiet now: measure again
+    return found
+
+
+def busy() -> bool:
+    """More runnable jobs than cores over the last minute (timings would be skewed)."""
+    try:
+        return os.getloadavg()[0] > (os.cpu_count() or 1)
+    except OSError:  # no load average on this platform
+        return False
 
 
 def timed_answer(generator: Any, tokens: int = TOKENS) -> tuple[float, float, str]:
@@ -166,6 +186,7 @@ def measure(source: Path, cache_dir: Path, threads: int, encodings: Sequence[str
     global measurements
     measurements += 1
     started = time.perf_counter()
+    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else 0.0
     encodings = candidates(cpu_info()[1]) if encodings is None else encodings
     log.info("llama.cpp: measuring which encoding of %s answers fastest on this CPU (once per "
              "machine, about half a minute): shipped, %s", source.name, ", ".join(encodings))
@@ -215,7 +236,7 @@ def measure(source: Path, cache_dir: Path, threads: int, encodings: Sequence[str
             path.unlink(missing_ok=True)
     return WeightsChoice(best, str(files[best]), answer_ms, read_tps, rejected,
                          time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-                         round(time.perf_counter() - started, 1))
+                         round(time.perf_counter() - started, 1), round(load, 2))
 
 
 def choose(source: Path, cache_dir: Path, threads: int, remeasure: bool = False,
