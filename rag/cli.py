@@ -117,7 +117,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("config", help="show the settings in force and their variables")
     p.add_argument("--measure", action="store_true",
-                   help="measure again which embedding precision is fastest on this machine")
+                   help="measure again which embedding precision and which llama.cpp weights are "
+                   "fastest on this machine")
 
     p = sub.add_parser("eval", help="measure retrieval and answers on public benchmarks",
                        description="Each benchmark prints a table; --write updates its own "
@@ -216,6 +217,42 @@ def _embedding_choice(settings: Settings, measure: bool) -> None:
         print(f"#   one question on {threads} thread(s): {ms:.2f} ms")
 
 
+def _generator_choice(settings: Settings, measure: bool) -> None:
+    """The measured llama.cpp weights choice for the packaged SmolLM2 (rag.generate.weights)."""
+    from .generate import packaged, weights
+    from .generate.base import smollm2_gguf
+
+    s = settings
+    if s.generator not in ("smollm2", "llamacpp:smollm2") or packaged.engine() != "llamacpp":
+        return
+    if s.llamacpp_weights != "auto":
+        print(f"\n# llama.cpp weights: {s.llamacpp_weights} as set (nothing measured)")
+        return
+    source = smollm2_gguf()
+    if measure:
+        found = weights.choose(source, s.cache_dir, s.threads, remeasure=True)
+    else:
+        found = weights.cached(s.cache_dir, source, s.threads, provisional=True)
+    if found is None:
+        print("\n# llama.cpp weights: not measured on this machine yet (the first answer "
+              "measures; `rag config --measure` now)")
+        return
+    m = found.machine
+    busy = (f", on a busy machine (load {found.load}): measured again once it is quiet"
+            if found.provisional else "")
+    print(f"\n# llama.cpp weights: {found.weights} ({found.file}); measured {found.measured_at} "
+          f"in {found.seconds} s{busy}")
+    print(f"#   machine {found.key}: {m.get('cpu')}, {m.get('cores')} cores, {m.get('threads')} "
+          f"threads, llama-cpp-python {m.get('libraries', {}).get('llama_cpp_python')}")
+    for name, ms in sorted(found.answer_ms.items(), key=lambda kv: kv[1]):
+        note = f"  REJECTED: {found.rejected[name]}" if name in found.rejected else ""
+        print(f"#   {name:8} probe answer {ms:7.0f} ms, prompt read "
+              f"{found.read_tps.get(name, 0):6.0f} tokens/s{note}")
+    for name, why in found.rejected.items():
+        if name not in found.answer_ms:
+            print(f"#   {name:8} REJECTED: {why}")
+
+
 def _run(args: argparse.Namespace) -> int:
     from .config import Settings, describe
 
@@ -233,6 +270,7 @@ def _run(args: argparse.Namespace) -> int:
             shown = "***" if field.endswith("_key") and value else value  # never print a secret
             print(f"{var}={shown}    # {help_text}")
         _embedding_choice(settings, args.measure)
+        _generator_choice(settings, args.measure)
         return 0
 
     if args.command == "eval":

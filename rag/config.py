@@ -116,6 +116,12 @@ class Settings:
     ollama_url: str = _opt("http://127.0.0.1:11434", "Ollama server for ollama:<model>.")
     generator_timeout: float = _opt(30.0, "Seconds a remote generator gets for one answer, retries included.")
     generator_retries: int = _opt(2, "Retries of a remote generator that fails before its first token.")
+    llamacpp_weights: str = _opt(
+        "auto", "Weights llama.cpp runs for the packaged SmolLM2: auto (the shipped Q4_1 file or a "
+        "copy re-encoded once into cache_dir as f16, or bf16 where the CPU has bf16 units, whichever "
+        "answers fastest on this CPU, measured once per machine: `rag config` shows it, `rag config "
+        "--measure` measures again), shipped, f16 or bf16 to choose without measuring, or q8_0 "
+        "(often faster, but it lost a seed-set answer: benchmarks/llama_quant.py --quality).")
     generator_dtype: str = _opt(
         "auto",
         "auto (bfloat16 where the CPU has bf16 units: faster prompt reading), float32 or bfloat16.",
@@ -225,6 +231,8 @@ class Settings:
             raise ValueError("sentence_ranking must be dense or fused")
         if self.answer_style not in ("auto", "compact", "full"):
             raise ValueError(f"answer_style must be auto, compact or full, not {self.answer_style!r}")
+        if self.llamacpp_weights not in ("auto", "shipped", "f16", "bf16", "q8_0"):
+            raise ValueError("llamacpp_weights must be auto, shipped, f16, bf16 or q8_0")
         if self.answer_concurrency < 1:
             raise ValueError("answer_concurrency must be at least 1")
         if self.generator_timeout <= 0 or self.generator_retries < 0:

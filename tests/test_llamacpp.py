@@ -79,3 +79,23 @@ def test_rag_ask_through_llamacpp_imports_no_torch(settings_factory, assistant):
 def test_missing_model_file_is_a_clear_error(tmp_path: Path):
     with pytest.raises(GeneratorError, match="no GGUF model"):
         make_generator(Settings.from_env(generator=f"llamacpp:{tmp_path / 'none.gguf'}"))
+
+
+def test_the_system_turn_is_read_once_for_consecutive_questions(llm):
+    """llama-cpp-python's prefix match keeps the KV cache of the prompt head two questions share
+    (the system turn and the user turn's opening), so the next question reads only the rest."""
+    first = [{"role": "user", "content": EVIDENCE}]
+    second = [{"role": "user", "content": "[1] Oslo is the capital of Norway.\n\nQuestion: What is "
+                                          "the capital of Norway?"}]
+    a, b = llm.prompt(first), llm.prompt(second)
+    shared = next(i for i, (x, y) in enumerate(zip(a, b)) if x != y)
+    assert shared >= 20  # <|im_start|>system ... <|im_end|>\n<|im_start|>user\n
+    llm.generate(first, 4)
+    read: list[int] = []
+    evaluate = llm.llm.eval
+    llm.llm.eval = lambda tokens: (read.append(len(tokens)), evaluate(tokens))[1]
+    try:
+        llm.generate(second, 4)
+    finally:
+        del llm.llm.eval
+    assert read[0] == len(b) - shared, (read, len(b), shared)

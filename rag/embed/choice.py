@@ -14,13 +14,11 @@ different machine (or an upgraded OpenVINO) measures again. `rag config` shows i
 
 from __future__ import annotations
 
-import hashlib
 import importlib.metadata
 import importlib.util
 import json
 import logging
 import os
-import platform
 import shutil
 import tempfile
 import time
@@ -32,6 +30,8 @@ from typing import Any
 
 import numpy as np
 
+from ..machine import cpu_info, has_bf16, key_of, write_atomic
+from ..machine import machine as describe_machine
 from .base import ENCODERS, Encoder
 
 log = logging.getLogger(__name__)
@@ -82,45 +82,11 @@ def sample_texts() -> list[str]:
     return [p.strip().replace("\n", " ") for p in text.split("\n\n") if p.strip()]
 
 
-def cpu_info() -> tuple[str, list[str]]:
-    """CPU model name and flags (from /proc/cpuinfo on Linux; the platform's name elsewhere)."""
-    model, flags = "", []
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8", errors="replace") as fh:
-            for line in fh:
-                name, _, value = line.partition(":")
-                name = name.strip()
-                if name in ("model name", "Processor") and not model:
-                    model = value.strip()
-                elif name in ("flags", "Features") and not flags:
-                    flags = sorted(value.split())
-                if model and flags:
-                    break
-    except OSError:
-        pass
-    return model or platform.processor() or platform.machine(), flags
-
-
-def has_bf16(flags: Sequence[str]) -> bool:
-    return bool({"avx512_bf16", "amx_bf16"} & set(flags))
-
-
 def machine_key(model: str, threads: int) -> dict[str, Any]:
     """Everything the measured order depends on: a change in any of these measures again."""
-    cpu, flags = cpu_info()
-    versions = {}
-    for lib in LIBRARIES:
-        try:
-            versions[lib] = importlib.metadata.version(lib)
-        except importlib.metadata.PackageNotFoundError:
-            versions[lib] = None
-    return {"cpu": cpu, "flags": hashlib.sha256(" ".join(flags).encode()).hexdigest()[:16],
-            "bf16": has_bf16(flags), "libraries": versions, "model": model, "threads": threads,
-            "cores": os.cpu_count(), "format": FORMAT}
-
-
-def key_of(machine: dict[str, Any]) -> str:
-    return hashlib.sha256(json.dumps(machine, sort_keys=True).encode()).hexdigest()[:16]
+    cpu = cpu_info()
+    return describe_machine(cpu, LIBRARIES, bf16=has_bf16(cpu[1]), model=model, threads=threads,
+                            format=FORMAT)
 
 
 def candidates(backend: str, flags: Sequence[str]) -> list[tuple[str, str]]:
@@ -169,11 +135,7 @@ def choose(model: str, location: str, cache_dir: Path, threads: int, backend: st
         pairs = candidates(backend, cpu_info()[1])
     result = measure(model, location, cache_dir, threads, pairs, seconds)
     result.machine, result.key = machine, key
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-", dir=path.parent)  # two first runs may race
-    with os.fdopen(fd, "w") as fh:
-        fh.write(json.dumps(asdict(result), indent=1))
-    os.replace(tmp, path)
+    write_atomic(path, json.dumps(asdict(result), indent=1))  # two first runs may race
     log.info("embedding: chose %s (query on %d thread%s); kept in %s", result.name,
              result.query_threads, "" if result.query_threads == 1 else "s", path)
     return result

@@ -30,7 +30,8 @@ DEFAULT_SYSTEM = "You are a helpful AI assistant named SmolLM, trained by Huggin
 class LlamaCppGenerator(Generator):
     """Greedy decoding, like the transformers generator: answers must be repeatable."""
 
-    def __init__(self, gguf: Path, name: str, threads: int, context: int = 4096):
+    def __init__(self, gguf: Path, name: str, threads: int, context: int = 4096,
+                 batch: int | None = None):
         try:
             from llama_cpp import Llama
         except ImportError as exc:
@@ -40,8 +41,9 @@ class LlamaCppGenerator(Generator):
         if not gguf.is_file():
             raise GeneratorError(f"no GGUF model at {gguf}")
         self.name = name
+        sizes = {"n_batch": batch, "n_ubatch": batch} if batch else {}  # llama.cpp's default: 512
         self.llm = Llama(model_path=str(gguf), n_ctx=context, n_threads=threads,
-                         n_threads_batch=threads, n_gpu_layers=0, verbose=False)
+                         n_threads_batch=threads, n_gpu_layers=0, verbose=False, **sizes)
         self._start = self._special("<|im_start|>")
         self._end = self._special("<|im_end|>")
         self._newline = self.llm.tokenize(b"\n", add_bos=False, special=False)
@@ -99,9 +101,14 @@ class LlamaCppGenerator(Generator):
 
 def packaged(settings: Settings) -> Generator:
     """The packaged SmolLM2 GGUF through llama.cpp (`llamacpp:smollm2`, and `smollm2`'s engine
-    when llama-cpp-python is installed)."""
-    gguf = smollm2_gguf()
-    return LlamaCppGenerator(gguf, f"{gguf.stem} (llama.cpp)", settings.threads)
+    when llama-cpp-python is installed), in the encoding that answers fastest on this machine
+    (rag/generate/weights.py; `RAG_LLAMACPP_WEIGHTS`)."""
+    from .weights import resolve
+
+    shipped = smollm2_gguf()
+    gguf = resolve(shipped, settings.cache_dir, settings.threads, settings.llamacpp_weights)
+    label = shipped.stem if gguf == shipped else f"{shipped.stem} as {gguf.suffixes[-2][1:]}"
+    return LlamaCppGenerator(gguf, f"{label} (llama.cpp)", settings.threads)
 
 
 @GENERATORS.register("llamacpp")
