@@ -86,8 +86,9 @@ put = time.perf_counter() - t - embed
 index.save(Path({index!r}))
 add = time.perf_counter() - t
 found = [p.doc_id for p in retriever.run(parts[0][:200], 4)]
-print(json.dumps({{"load": load, "times": times, "steps": steps, "base": base, "loaded": loaded, "after": after,
-                  "add": add, "add_embed": embed, "add_put": put, "add_found": "added-doc" in found}}))
+print(json.dumps({{"load": load, "times": times, "steps": steps, "base": base, "loaded": loaded,
+                  "after": after, "add": add, "add_embed": embed, "add_put": put,
+                  "add_found": "added-doc" in found}}))
 """
 
 LANGCHAIN = """
@@ -181,8 +182,9 @@ def text_rows(args: argparse.Namespace, work: Path, base: np.ndarray, texts: lis
     rows = ["| chunks | build (put + save, BM25 included) | size on disk | load (process already "
             "running, models loaded) | index's share of RSS: after load / after the questions "
             "(anonymous + mapped file pages) | hybrid question p50 / p95 | "
-            "LangChain retriever p50 / p95 | ratio | p50 of its steps: query embedding / dense top 40 / BM25 top 40 | add one document end to end (embed + put + "
-            "save) |", "|---|---|---|---|---|---|---|---|---|---|"]
+            "LangChain retriever p50 / p95 | ratio | p50 of its steps: query embedding / dense "
+            "top 40 / BM25 top 40 | add one document end to end (embed + put + save) |",
+            "|---|---|---|---|---|---|---|---|---|---|"]
     for n in args.sizes:
         out = work / f"index-{n}"
         build, seed_rows, gen = build_index(n, base, texts, out)

@@ -221,6 +221,7 @@ def _generator_choice(settings: Settings, measure: bool) -> None:
     """The measured llama.cpp weights choice for the packaged SmolLM2 (rag.generate.weights)."""
     from .generate import packaged, weights
     from .generate.base import smollm2_gguf
+    from .generate.llamacpp import LlamaCppGenerator
 
     s = settings
     if s.generator not in ("smollm2", "llamacpp:smollm2") or packaged.engine() != "llamacpp":
@@ -230,7 +231,7 @@ def _generator_choice(settings: Settings, measure: bool) -> None:
         return
     source = smollm2_gguf()
     if measure:
-        found = weights.choose(source, s.cache_dir, s.threads, remeasure=True)
+        found = weights.choose(source, s.cache_dir, s.threads, remeasure=True, make=LlamaCppGenerator)
     else:
         found = weights.cached(s.cache_dir, source, s.threads, provisional=True)
     if found is None:

@@ -13,6 +13,7 @@ pytest.importorskip("llama_cpp", reason="llama-cpp-python is installed by `make 
 from rag.config import Settings  # noqa: E402
 from rag.generate import make_generator, weights  # noqa: E402
 from rag.generate.base import smollm2_gguf  # noqa: E402
+from rag.generate.llamacpp import LlamaCppGenerator  # noqa: E402
 from rag.generate.weights import PROBE  # noqa: E402
 
 SOURCE = smollm2_gguf()
@@ -31,7 +32,7 @@ def _file_type(path: Path) -> int:
 @pytest.fixture(scope="module")
 def measured(tmp_path_factory) -> tuple[Path, weights.WeightsChoice]:
     cache = tmp_path_factory.mktemp("weights")
-    return cache, weights.choose(SOURCE, cache, 2, encodings=("F16",), runs=1)
+    return cache, weights.choose(SOURCE, cache, 2, encodings=("F16",), runs=1, make=LlamaCppGenerator)
 
 
 def test_the_choice_is_measured_on_real_copies_and_kept(measured):
@@ -55,9 +56,9 @@ def test_the_choice_is_measured_on_real_copies_and_kept(measured):
 def test_a_cached_choice_is_reused_and_another_machine_measures_again(measured, monkeypatch):
     cache, found = measured
     count = weights.measurements
-    again = weights.choose(SOURCE, cache, 2, encodings=("F16",), runs=1)
+    again = weights.choose(SOURCE, cache, 2, encodings=("F16",), runs=1, make=LlamaCppGenerator)
     assert weights.measurements == count and again == found
-    assert Path(weights.resolve(SOURCE, cache, 2, "auto")) == Path(found.file)
+    assert Path(weights.resolve(SOURCE, cache, 2, "auto", make=LlamaCppGenerator)) == Path(found.file)
     assert weights.measurements == count
     model, flags = weights.cpu_info()
     monkeypatch.setattr(weights, "cpu_info", lambda: (model + " (another)", flags))

@@ -106,7 +106,8 @@ def packaged(settings: Settings) -> Generator:
     from .weights import resolve
 
     shipped = smollm2_gguf()
-    gguf = resolve(shipped, settings.cache_dir, settings.threads, settings.llamacpp_weights)
+    gguf = resolve(shipped, settings.cache_dir, settings.threads, settings.llamacpp_weights,
+                   make=LlamaCppGenerator)
     label = shipped.stem if gguf == shipped else f"{shipped.stem} as {gguf.suffixes[-2][1:]}"
     return LlamaCppGenerator(gguf, f"{label} (llama.cpp)", settings.threads)
 

@@ -24,7 +24,7 @@ import logging
 import os
 import tempfile
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -176,13 +176,11 @@ def candidates(flags: Sequence[str]) -> tuple[str, ...]:
 
 
 def measure(source: Path, cache_dir: Path, threads: int, encodings: Sequence[str] | None = None,
-            runs: int = RUNS) -> WeightsChoice:
+            runs: int = RUNS, *, make: Callable[[Path, str, int], Any]) -> WeightsChoice:
     """Write each candidate copy (once), time probe answers from each and from the shipped file
     in interleaved rounds (load from other jobs then weighs on all alike; the fastest of the
     rounds counts, as load only ever adds time), reject a copy whose answer misses the probe's
     facts, pick the fastest."""
-    from .llamacpp import LlamaCppGenerator
-
     global measurements
     measurements += 1
     started = time.perf_counter()
@@ -192,7 +190,7 @@ def measure(source: Path, cache_dir: Path, threads: int, encodings: Sequence[str
              "machine, about half a minute): shipped, %s", source.name, ", ".join(encodings))
     files = {SHIPPED: source}
     rejected: dict[str, str] = {}
-    generators: dict[str, LlamaCppGenerator] = {}
+    generators: dict[str, Any] = {}
     texts: dict[str, str] = {}
     for name in (SHIPPED, *encodings):
         try:
@@ -200,7 +198,7 @@ def measure(source: Path, cache_dir: Path, threads: int, encodings: Sequence[str
                 files[name] = copy_path(cache_dir, source, name)
                 if not files[name].is_file():
                     requantize(source, files[name], name, threads)
-            generators[name] = LlamaCppGenerator(files[name], name, threads)
+            generators[name] = make(files[name], name, threads)
             timed_answer(generators[name], 1)  # warm-up: pages the weights in, repacks them
         except Exception as exc:  # noqa: BLE001 - a candidate that fails is only not chosen
             log.warning("llama.cpp: %s could not be measured (%s)", name, exc)
@@ -240,7 +238,8 @@ def measure(source: Path, cache_dir: Path, threads: int, encodings: Sequence[str
 
 
 def choose(source: Path, cache_dir: Path, threads: int, remeasure: bool = False,
-           encodings: Sequence[str] | None = None, runs: int = RUNS) -> WeightsChoice:
+           encodings: Sequence[str] | None = None, runs: int = RUNS, *,
+           make: Callable[[Path, str, int], Any]) -> WeightsChoice:
     """The cached choice for this machine, or a new measurement (kept for next time)."""
     described = machine_key(source, threads)
     key = key_of(described)
@@ -248,7 +247,7 @@ def choose(source: Path, cache_dir: Path, threads: int, remeasure: bool = False,
         found = cached(cache_dir, source, threads)
         if found is not None:
             return found
-    result = measure(source, cache_dir, threads, encodings, runs)
+    result = measure(source, cache_dir, threads, encodings, runs, make=make)
     result.machine, result.key = described, key
     path = choice_path(cache_dir, key)
     write_atomic(path, json.dumps(asdict(result), indent=1))
@@ -256,7 +255,8 @@ def choose(source: Path, cache_dir: Path, threads: int, remeasure: bool = False,
     return result
 
 
-def resolve(source: Path, cache_dir: Path, threads: int, setting: str = "auto") -> Path:
+def resolve(source: Path, cache_dir: Path, threads: int, setting: str = "auto", *,
+            make: Callable[[Path, str, int], Any]) -> Path:
     """The GGUF file to load for the packaged model: the shipped one, a copy in the encoding
     given (made once), or the measured choice (`auto`)."""
     setting = setting.strip().lower()
@@ -264,7 +264,7 @@ def resolve(source: Path, cache_dir: Path, threads: int, setting: str = "auto") 
         return source
     encoding = setting.upper()
     if setting == "auto":
-        found = choose(source, cache_dir, threads)
+        found = choose(source, cache_dir, threads, make=make)
         if found.weights == SHIPPED:
             return source
         encoding = found.weights  # its copy again if another process deleted it meanwhile
