@@ -54,28 +54,119 @@ def clean(sentence: str) -> tuple[str, list[int]]:
     return text, sorted(set(cited))
 
 
-def facts(sentence: str) -> list[str]:
-    """What must appear as written: numbers, months and number words, and names."""
+OPENERS = frozenset({
+    "although", "though", "because", "despite", "prior", "if", "unless", "whether", "besides",
+    "outside", "inside", "throughout", "meanwhile", "however", "thus", "therefore", "hence", "yet",
+    "still", "instead", "moreover", "furthermore", "nevertheless", "much", "many", "several",
+    "another", "every", "either", "neither", "like", "unlike", "among", "amongst", "against",
+    "along", "around", "across", "beyond", "within", "without", "toward", "towards", "upon", "via",
+    "per", "following", "according", "including", "today", "tomorrow", "yesterday", "now", "later",
+    "earlier", "finally", "first", "second", "third", "last", "next", "initially", "originally",
+    "eventually", "currently", "recently", "previously", "subsequently", "sometimes", "often",
+    "usually", "generally", "typically", "mostly", "largely", "once", "even", "already", "ever",
+    "perhaps",
+})
+"""Words that open a sentence with a capital and are no name ("Despite Manning's problems",
+"Prior to 2000", "Because of ..."): with the stop words, they never start a name there."""
+
+GENERIC = frozenset({
+    "many", "much", "name", "named", "called", "term", "year", "years", "type", "kind", "way",
+    "number", "did", "does", "used", "known",
+})
+"""Words a sentence may take from the question's shape ("how many", "in what year", "what is the
+name of") that say nothing the passage must hold: they are not counted as content words."""
+
+_LINKING = frozenset({"he", "she", "him", "his", "her", "hers", "himself", "herself", "it", "its",
+                      "they", "them", "their", "theirs", "themselves"})
+"""Pronouns by which a sentence points back to a name of the sentence before it."""
+
+
+def _is_figure(fact: str) -> bool:
+    return fact[0].isdigit() or fact.lower() in _MONTHS or fact.lower() in _NUMBER_WORDS
+
+
+def facts(sentence: str, common: frozenset[str] | set[str] = frozenset()) -> list[str]:
+    """What must appear as written: numbers, months and number words, and names.
+
+    A name that opens the sentence counts ("Medvedev arrived") unless its first word is a plain
+    word: a stop word, a usual opener ("Despite", "Because"), or one of `common`, the words the
+    passages write in lower case ("Teachers in Wales" when the passage says "teachers"); the rest
+    of such a run still counts ("Despite Manning" -> "Manning")."""
     found = _NUMBER.findall(sentence)
     found += [w for w in words(sentence) if w in _MONTHS or w in _NUMBER_WORDS]
-    # a name opening the sentence counts too ("Medvedev arrived"), unless it is a plain word
-    found += [n for n in names(sentence) if n.split()[0].lower() not in STOP_WORDS or " " in n]
-    return found
+    inside = names(sentence, sentence_starts=False)
+    for name in names(sentence):
+        if name in inside or name in found:
+            continue
+        parts = name.split()
+        first = parts[0].lower()
+        if first in STOP_WORDS or first in OPENERS or first in common:
+            while parts and (parts[0].lower() in STOP_WORDS or parts[0].lower() in OPENERS
+                             or parts[0].lower() in common):
+                parts.pop(0)
+            name = " ".join(parts)
+        if name and name not in found:
+            found.append(name)
+    return found + [n for n in inside if n not in found]
+
+
+def lower_words(text: str) -> set[str]:
+    """The words a text writes in lower case: for `facts`, they are no names there."""
+    return {w for w in re.findall(r"\b[a-z][a-z'’-]*\b", text)}
 
 
 def holds_facts(sentence_facts: list[str], window: str) -> bool:
+    """Every fact is in the window as written; a name may take a plural or possessive ending
+    ("Panther" / "Panthers'") but no other change."""
     lower = window.lower()
     for fact in sentence_facts:
         if fact[0].isdigit():
-            if not re.search(rf"(?<![\d.,–-]){re.escape(fact)}(?![\d]|[.,–-]\d)", window):
+            if not re.search(rf"(?<!\d)(?<!\d[.,–-]){re.escape(fact)}(?![\d]|[.,–-]\d)", window):
                 return False
-        elif not re.search(rf"\b{re.escape(fact.lower())}\b", lower):
-            return False
+        else:
+            plural = _is_name(fact) and len(fact) >= 4
+            base = re.escape(re.sub(r"(?:['’]s?|s)$", "", fact.lower()) if plural else fact.lower())
+            ending = r"s?(?:['’]s?)?" if plural else ""
+            if not re.search(rf"\b{base}{ending}\b", lower):
+                return False
     return True
 
 
+_IN_PLACE = r"(?:[A-Z][\w'’-]*(?:\s+(?:of\s+|de\s+|the\s+)?[A-Z][\w'’-]*)*|\d+(?:[.,:–-]\d+)*)"
+"""A name or a figure, as it may stand between the same two words in the passage."""
+
+
+def changed_in_place(sentence: str, fact: str, window: str) -> bool:
+    """Does the window put another name or figure where the sentence puts `fact`, between the
+    same two words ("Manning's offense was" where the passage has "Denver's offense was")? A
+    swapped name that the passage holds elsewhere passes every as-written test; this one sees
+    that the place it sits in belongs to someone else."""
+    at = re.search(rf"(?<![\w-]){re.escape(fact)}(?![\w-])", sentence)
+    if not at:
+        return False
+    before = re.search(r"([A-Za-z]+)[^\w]*$", sentence[:at.start()])
+    after = re.match(r"(?:['’]s?)?[^\w]*([A-Za-z]+)", sentence[at.end():])
+    if not after or not before:
+        return False
+    pattern = (rf"(?i:\b{before.group(1)})[\s,]+(?:the\s+)?({_IN_PLACE})(?:['’]s?)?[\s,]+"
+               rf"(?i:{after.group(1)}\b)")
+    if re.search(pattern.replace(f"({_IN_PLACE})", f"({re.escape(fact)})"), window):
+        return False  # the passage has the sentence's own wording too (a list, a repeat)
+    for match in re.finditer(pattern, window):
+        other = match.group(1)
+        if other.lower() != fact.lower() and fact.lower() not in other.lower() \
+                and other.lower() not in fact.lower():
+            return True
+    return False
+
+
+def _is_name(fact: str) -> bool:
+    return fact[0].isupper() and fact.lower() not in _MONTHS and fact.lower() not in _NUMBER_WORDS
+
+
 def word_share(sentence: str, window: str) -> float:
-    mine = {stem(w) for w in words(sentence) if w not in STOP_WORDS}
+    """The share of the sentence's content words (stemmed) that the window holds."""
+    mine = {stem(w) for w in words(sentence) if w not in STOP_WORDS and w not in GENERIC}
     if not mine:
         return 1.0
     return len(mine & {stem(w) for w in words(window)}) / len(mine)
@@ -94,14 +185,15 @@ class Verifier:
     """Answer sentences + the passages -> one SentenceCheck per sentence."""
 
     def __init__(self, embedder: Embedder, threshold: float = 0.58, min_word_share: float = 0.6,
-                 facts_in_one_sentence: bool = True):
+                 linked_names: bool = True):
         self.embedder = embedder
-        self.facts_in_one_sentence = facts_in_one_sentence
+        self.linked_names = linked_names
         self.threshold = threshold
         self.min_word_share = min_word_share
         self._windows: list[_Window] = []
         self._vectors: np.ndarray | None = None
         self._key: tuple[int, ...] = ()
+        self._common: set[str] = set()
 
     def windows(self, passages: list[Passage]) -> list[_Window]:
         """Every sentence and every pair of adjacent sentences, instruction-like ones left out."""
@@ -115,26 +207,34 @@ class Verifier:
                     found.append(_Window(n, s, spans[i + 1][1], passage.text[s:spans[i + 1][1]], True))
         return found
 
-    def _one_sentence_holds(self, wanted: list[str], i: int) -> bool:
-        """Some single sentence of window i holds every number and date: a figure from the
-        neighbouring sentence does not vouch for a claim that moved it. Names may be spread over
-        the window ("Putin arrived ... After meeting Xi, he said ..."): pronouns join them."""
-        wanted = [f for f in wanted if f[0].isdigit() or f.lower() in _MONTHS or f.lower() in _NUMBER_WORDS]
-        if not wanted:
-            return True
+    def _placed(self, wanted: list[str], text: str, i: int) -> bool:
+        """Do the facts sit in window i the way the sentence states them? In a pair of sentences,
+        every number and date is in one of them, the main one (of the two that could be, the one
+        holding more of the sentence's words): a figure from the neighbour does not vouch for a
+        claim that moved it. A name may come from the other sentence only when the later one
+        points back by a pronoun ("Putin arrived ... After meeting Xi, he said ..."); otherwise a
+        name swapped for one the neighbour holds ("Manning's offense" for "Denver's") would pass."""
         window = self._windows[i]
-        return any(holds_facts(wanted, w.text) for w in self._windows
-                   if w.source == window.source and window.start <= w.start and w.end <= window.end
-                   and (w.end - w.start) <= (window.end - window.start) and not self._is_pair(w))
-
-    def _is_pair(self, w: _Window) -> bool:
-        return w.pair
+        if any(changed_in_place(text, f, window.text) for f in wanted):
+            return False
+        if not window.pair or not self.linked_names:
+            return True
+        first, second = [w for w in self._windows if w.source == window.source and not w.pair
+                         and window.start <= w.start and w.end <= window.end][:2]
+        figures = [f for f in wanted if _is_figure(f)]
+        candidates = [w for w in (first, second) if holds_facts(figures, w.text)]
+        if not candidates:
+            return False
+        main = max(candidates, key=lambda w: word_share(text, w.text))
+        apart = [n for n in wanted if not _is_figure(n) and not holds_facts([n], main.text)]
+        return not apart or bool(_LINKING & set(words(second.text)))
 
     def prepare(self, passages: list[Passage]) -> None:
         key = tuple(p.chunk_id for p in passages) + (hash(tuple(p.text for p in passages)),)
         if key == self._key and self._vectors is not None:
             return
         self._windows = self.windows(passages)
+        self._common = lower_words(" ".join(p.text for p in passages))
         self._vectors = (self.embedder.encode_recurring([w.text for w in self._windows])
                          if self._windows else np.zeros((0, 1)))
         self._key = key
@@ -143,11 +243,11 @@ class Verifier:
         """(similarity, window index) of the windows that hold the sentence's facts and words."""
         if not windows or self._vectors is None:
             return []
-        wanted = facts(text)
+        wanted = facts(text, self._common)
         negated = negations(text)
         eligible = [i for i in windows
                     if holds_facts(wanted, self._windows[i].text)
-                    and (not self.facts_in_one_sentence or self._one_sentence_holds(wanted, i))
+                    and self._placed(wanted, text, i)
                     and word_share(text, self._windows[i].text) >= self.min_word_share
                     and negated <= negations(self._windows[i].text)]
         if not eligible:
