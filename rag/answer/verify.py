@@ -93,7 +93,7 @@ def facts(sentence: str, common: frozenset[str] | set[str] = frozenset()) -> lis
     passages write in lower case ("Teachers in Wales" when the passage says "teachers"); the rest
     of such a run still counts ("Despite Manning" -> "Manning")."""
     found = _NUMBER.findall(sentence)
-    found += [w for w in words(sentence) if w in _MONTHS or w in _NUMBER_WORDS]
+    found += [w for w in words(sentence) if w in _MONTHS or (w in _NUMBER_WORDS and w != "one")]
     inside = names(sentence, sentence_starts=False)
     for name in names(sentence):
         if name in inside or name in found:
@@ -115,11 +115,22 @@ def lower_words(text: str) -> set[str]:
     return {w for w in re.findall(r"\b[a-z][a-z'’-]*\b", text)}
 
 
+_DIGITS = {w: str(n) for n, w in enumerate([
+    "zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine", "ten", "eleven",
+    "twelve"])}
+_WORDS_OF = {d: w for w, d in _DIGITS.items()}
+
+
 def holds_facts(sentence_facts: list[str], window: str) -> bool:
     """Every fact is in the window as written; a name may take a plural or possessive ending
     ("Panther" / "Panthers'") but no other change."""
     lower = window.lower()
     for fact in sentence_facts:
+        digit = _DIGITS.get(fact.lower())
+        if digit and re.search(rf"(?<![\d.,])\b{digit}\b(?![.,]?\d)", window):
+            continue  # "nine" for "9"
+        if fact in _WORDS_OF and re.search(rf"\b{_WORDS_OF[fact]}\b", lower):
+            continue  # "9" for "nine"
         if fact[0].isdigit():
             if not re.search(rf"(?<!\d)(?<!\d[.,–-]){re.escape(fact)}(?![\d]|[.,–-]\d)", window):
                 return False
@@ -179,14 +190,18 @@ class _Window:
     end: int
     text: str
     pair: bool = False
+    around: str = ""
+    """The window with the sentence before and after it: where the names it leaves unsaid (the
+    passage's topic, "the team" for "the Panthers") may be found."""
 
 
 class Verifier:
     """Answer sentences + the passages -> one SentenceCheck per sentence."""
 
     def __init__(self, embedder: Embedder, threshold: float = 0.58, min_word_share: float = 0.6,
-                 linked_names: bool = True):
+                 linked_names: bool = False, names_around: bool = True):
         self.embedder = embedder
+        self.names_around = names_around
         self.linked_names = linked_names
         self.threshold = threshold
         self.min_word_share = min_word_share
@@ -201,10 +216,11 @@ class Verifier:
         for n, passage in enumerate(passages, start=1):
             spans = [(s, e) for s, e in split_sentences(passage.text)
                      if not _INSTRUCTION.search(passage.text[s:e])]
-            for i, (s, e) in enumerate(spans):
-                found.append(_Window(n, s, e, passage.text[s:e]))
-                if i + 1 < len(spans):
-                    found.append(_Window(n, s, spans[i + 1][1], passage.text[s:spans[i + 1][1]], True))
+            for i, (s, _) in enumerate(spans):
+                for last in (i, i + 1)[:2 if i + 1 < len(spans) else 1]:
+                    end = spans[last][1]
+                    around = passage.text[spans[max(i - 1, 0)][0]:spans[min(last + 1, len(spans) - 1)][1]]
+                    found.append(_Window(n, s, end, passage.text[s:end], last > i, around))
         return found
 
     def _placed(self, wanted: list[str], text: str, i: int) -> bool:
@@ -215,9 +231,9 @@ class Verifier:
         points back by a pronoun ("Putin arrived ... After meeting Xi, he said ..."); otherwise a
         name swapped for one the neighbour holds ("Manning's offense" for "Denver's") would pass."""
         window = self._windows[i]
-        if any(changed_in_place(text, f, window.text) for f in wanted):
+        if any(changed_in_place(text, f, window.around or window.text) for f in wanted):
             return False
-        if not window.pair or not self.linked_names:
+        if not window.pair:
             return True
         first, second = [w for w in self._windows if w.source == window.source and not w.pair
                          and window.start <= w.start and w.end <= window.end][:2]
@@ -226,6 +242,8 @@ class Verifier:
         if not candidates:
             return False
         main = max(candidates, key=lambda w: word_share(text, w.text))
+        if not self.linked_names:
+            return True
         apart = [n for n in wanted if not _is_figure(n) and not holds_facts([n], main.text)]
         return not apart or bool(_LINKING & set(words(second.text)))
 
@@ -245,8 +263,11 @@ class Verifier:
             return []
         wanted = facts(text, self._common)
         negated = negations(text)
+        figures = [f for f in wanted if _is_figure(f)]
         eligible = [i for i in windows
-                    if holds_facts(wanted, self._windows[i].text)
+                    if holds_facts(figures, self._windows[i].text)
+                    and holds_facts(wanted, self._windows[i].around if self.names_around
+                                    else self._windows[i].text)
                     and self._placed(wanted, text, i)
                     and word_share(text, self._windows[i].text) >= self.min_word_share
                     and negated <= negations(self._windows[i].text)]
@@ -274,12 +295,18 @@ class Verifier:
                 return record
         return record
 
-    def similarity(self, claim: str, passage: str) -> tuple[bool, float]:
-        """For the benchmark: (facts and words held by some window, best similarity)."""
+    def candidates(self, claim: str, passage: str) -> list[tuple[float, float]]:
+        """For the benchmark: (word share, similarity) of every window of the passage that holds
+        the claim's facts, so that both thresholds can be chosen from one pass."""
         p = Passage(0, "", "", "", None, passage, 0, len(passage), 0.0)
         self.prepare([p])
-        ranked = self.score(clean(claim)[0], list(range(len(self._windows))))
-        return (bool(ranked), ranked[0][0] if ranked else 0.0)
+        text = clean(claim)[0]
+        least, self.min_word_share = self.min_word_share, 0.0
+        try:
+            ranked = self.score(text, list(range(len(self._windows))))
+        finally:
+            self.min_word_share = least
+        return [(word_share(text, self._windows[i].text), s) for s, i in ranked]
 
     def is_refusal(self, sentence: str) -> bool:
         return bool(REFUSAL_PHRASES.search(sentence)) or "don't say" in sentence.lower()
