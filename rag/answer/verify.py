@@ -33,7 +33,7 @@ _NUMBER_WORDS = frozenset({
     "one", "two", "three", "four", "five", "six", "seven", "eight", "nine", "ten", "eleven",
     "twelve", "twenty", "thirty", "forty", "fifty", "hundred", "thousand", "million", "billion",
 })
-_NEGATED = re.compile(r"(?:\b(?:not|never|no|without)|n't)\s+(\w+)", re.IGNORECASE)
+_NEGATED = re.compile(r"(?:\b(?:not|never|no|without)|n't)[\s,]+(\w+)", re.IGNORECASE)
 
 
 def negations(text: str) -> set[str]:
@@ -132,7 +132,8 @@ def holds_facts(sentence_facts: list[str], window: str) -> bool:
         if fact in _WORDS_OF and re.search(rf"\b{_WORDS_OF[fact]}\b", lower):
             continue  # "9" for "nine"
         if fact[0].isdigit():
-            if not re.search(rf"(?<!\d)(?<!\d[.,–-]){re.escape(fact)}(?![\d]|[.,–-]\d)", window):
+            figure = "[-–]".join(re.escape(part) for part in re.split("[-–]", fact))
+            if not re.search(rf"(?<!\d)(?<!\d[.,–-]){figure}(?![\d]|[.,–-]\d)", window):
                 return False
         else:
             plural = _is_name(fact) and len(fact) >= 4
@@ -143,32 +144,53 @@ def holds_facts(sentence_facts: list[str], window: str) -> bool:
     return True
 
 
-_IN_PLACE = r"(?:[A-Z][\w'’-]*(?:\s+(?:of\s+|de\s+|the\s+)?[A-Z][\w'’-]*)*|\d+(?:[.,:–-]\d+)*)"
-"""A name or a figure, as it may stand between the same two words in the passage."""
+_IN_PLACE = (r"(?:[A-Z][\w'’.-]*(?:\s+(?:of\s+|de\s+|the\s+)?[A-Z][\w'’.-]*)*"
+             r"|\d+(?:[.,:–-]\d+)*)")
+"""A name (dots inside: "U.S.") or a figure, as it may stand in the passage."""
+_FRAME_WORD = re.compile(r"[A-Za-z]+|[^\sA-Za-z,]+")
+_CLAUSE = re.compile(r"[:;()\[\]\"“”—]|\s[–-]\s")
+
+
+def _frame(side: str, before: bool) -> str | None:
+    """The word next to a fact on one side, and the one past it when that word is a stop word
+    ("lost to the Broncos in the round": "to the", "in the"), as a pattern; None when no word
+    is there. A frame of one stop word ("the X in") is shared by too many places to tell."""
+    tokens = _FRAME_WORD.findall(side)
+    taken: list[str] = []
+    for token in (reversed(tokens) if before else tokens):
+        if not token.isalpha() or len(taken) == 2 or (taken and taken[0].lower() not in STOP_WORDS):
+            break
+        taken.append(token)
+    if not taken:
+        return None
+    taken = taken[::-1] if before else taken
+    return r"[\s,]+".join(rf"(?i:{re.escape(w)})" for w in taken)
 
 
 def changed_in_place(sentence: str, fact: str, window: str) -> bool:
     """Does the window put another name or figure where the sentence puts `fact`, between the
-    same two words ("Manning's offense was" where the passage has "Denver's offense was")? A
+    same words ("Manning's offense was" where the passage has "Denver's offense was")? A
     swapped name that the passage holds elsewhere passes every as-written test; this one sees
-    that the place it sits in belongs to someone else."""
+    that the place it sits in belongs to someone else. The passage's name may be longer ("Nikola
+    Tesla" where the sentence says "Tesla"), never shorter or another."""
     at = re.search(rf"(?<![\w-]){re.escape(fact)}(?![\w-])", sentence)
     if not at:
         return False
-    before = re.search(r"([A-Za-z]+)[^\w]*$", sentence[:at.start()])
-    after = re.match(r"(?:['’]s?)?[^\w]*([A-Za-z]+)", sentence[at.end():])
-    if not after or not before:
+    head, tail = sentence[:at.start()], re.sub(r"^['’]s?", "", sentence[at.end():])
+    # the frame stays inside the fact's clause: across "Question: answer" it means nothing
+    head, tail = _CLAUSE.split(head)[-1], _CLAUSE.split(tail)[0]
+    before, after = _frame(head, True), _frame(tail, False)
+    opening, closing = not head.strip(), bool(re.fullmatch(r"[\s'’\"”)]*[.!?]?[\s'’\"”)]*", tail))
+    # an opening name has no word before it, a closing one none after it: the other side must do
+    if (before is None and not opening) or (after is None and not closing) or before is after is None:
         return False
-    pattern = (rf"(?i:\b{before.group(1)})[\s,]+(?:the\s+)?({_IN_PLACE})(?:['’]s?)?[\s,]+"
-               rf"(?i:{after.group(1)}\b)")
+    lead = rf"\b{before}[\s,]+(?:the\s+)?" if before else r"(?<![\w'’-])"
+    trail = rf"[\s,]+{after}\b" if after else r"\s*[.!?;]"
+    pattern = rf"{lead}({_IN_PLACE})(?:['’]s?)?{trail}"
     if re.search(pattern.replace(f"({_IN_PLACE})", f"({re.escape(fact)})"), window):
         return False  # the passage has the sentence's own wording too (a list, a repeat)
-    for match in re.finditer(pattern, window):
-        other = match.group(1)
-        if other.lower() != fact.lower() and fact.lower() not in other.lower() \
-                and other.lower() not in fact.lower():
-            return True
-    return False
+    return any(fact.lower() not in m.group(1).lower().rstrip(".")
+               for m in re.finditer(pattern, window))
 
 
 def _is_name(fact: str) -> bool:
@@ -242,6 +264,8 @@ class Verifier:
         if not candidates:
             return False
         main = max(candidates, key=lambda w: word_share(text, w.text))
+        if not negations(text) <= negations(main.text):
+            return False  # the "not" belongs to the neighbour's statement
         if not self.linked_names:
             return True
         apart = [n for n in wanted if not _is_figure(n) and not holds_facts([n], main.text)]
