@@ -1,12 +1,15 @@
 """Sentence-by-sentence verification of a full answer against the passages it cites.
 
 A sentence is supported when one window of a passage (a sentence, or two adjacent ones) holds
-it: every number, month and name it states appears there as written (a changed figure is never
-supported), most of its content words are there (crudely stemmed), it negates nothing the window
-affirms, and the embedding model finds the two similar above a threshold calibrated on XQuAD
-claims (benchmarks/verify.py). A sentence that a passage other than the one it cites holds is
-re-cited; one that no passage holds is unsupported. Sentences of a passage that address the
-assistant ("ignore previous instructions") never support anything: they are data.
+it: every number, month and name it states appears as written (a changed figure is never
+supported; names may come from the sentences around the window, where a passage names its
+topic, but never where the passage puts another name or figure in the same place: "Manning's
+offense was" against "Denver's offense was"), its figures and negations sit in one sentence,
+enough of its content words are there (crudely stemmed; question-shape words such as "how many"
+do not count), and the embedding model finds the two similar above a threshold. Both thresholds
+are chosen on XQuAD claims (benchmarks/verify.py). A sentence that a passage other than the one
+it cites holds is re-cited; one that no passage holds is unsupported. Sentences of a passage that
+address the assistant ("ignore previous instructions") never support anything: they are data.
 """
 
 from __future__ import annotations
@@ -220,7 +223,7 @@ class _Window:
 class Verifier:
     """Answer sentences + the passages -> one SentenceCheck per sentence."""
 
-    def __init__(self, embedder: Embedder, threshold: float = 0.58, min_word_share: float = 0.6,
+    def __init__(self, embedder: Embedder, threshold: float = 0.38, min_word_share: float = 0.4,
                  linked_names: bool = False, names_around: bool = True):
         self.embedder = embedder
         self.names_around = names_around
