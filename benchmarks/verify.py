@@ -72,10 +72,13 @@ def sentence_names(sentence: str, known: set[str]) -> list[str]:
 def states_unheld(question: str, context: str) -> bool:
     """Does the question state a figure or a name the paragraph does not hold (as "Super Bowl
     50" for a paragraph that says "the game")? Its template claim would then say something the
-    paragraph does not, and labelling it supported would be wrong."""
+    paragraph does not, and labelling it supported would be wrong. Whole words and whole
+    figures: "US" is not held by "USSR", nor "15" by "1517"."""
     lower = context.lower()
-    return (any(n not in context for n in re.findall(r"\d+", question))
-            or any(n.lower() not in lower for n in names(question, sentence_starts=False)))
+    return (any(not re.search(rf"(?<![\d.,]){n}(?![\d]|[.,]\d)", context)
+                for n in re.findall(r"\d+(?:[.,]\d+)*", question))
+            or any(not re.search(rf"\b{re.escape(n.lower())}\b", lower)
+                   for n in names(question, sentence_starts=False)))
 
 
 def claims(path: Path, limit: int | None) -> tuple[list[tuple[int, str, str, str, bool]], int]:

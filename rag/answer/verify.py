@@ -66,8 +66,8 @@ OPENERS = frozenset({
     "per", "following", "according", "including", "today", "tomorrow", "yesterday", "now", "later",
     "earlier", "finally", "first", "second", "third", "last", "next", "initially", "originally",
     "eventually", "currently", "recently", "previously", "subsequently", "sometimes", "often",
-    "usually", "generally", "typically", "mostly", "largely", "once", "even", "already", "ever",
-    "perhaps",
+    "aside", "apart", "usually", "generally", "typically", "mostly", "largely", "once", "even", "already",
+    "ever", "perhaps",
 })
 """Words that open a sentence with a capital and are no name ("Despite Manning's problems",
 "Prior to 2000", "Because of ..."): with the stop words, they never start a name there."""
