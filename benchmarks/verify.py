@@ -178,9 +178,10 @@ def main() -> int:
     test = ~tune
     lines = ["### Verifying answer sentences (RAG_ANSWER_STYLE=full)", "",
              "Each sentence of a full answer is kept only when a window of a passage holds its "
-             "numbers, dates and names as written, most of its content words, and is similar "
-             "enough by the embedding model (rag/answer/verify.py). Built from XQuAD as described "
-             "in benchmarks/verify.py.", "",
+             "numbers, dates and names as written (and the passage puts no other name or figure "
+             "in their place), enough of its content words, and is similar enough by the "
+             "embedding model (rag/answer/verify.py). Built from XQuAD as described in "
+             "benchmarks/verify.py.", "",
              f"Verifier on XQuAD claims ({len(rows)} claims from {len(set(a for a, *_ in rows))} "
              f"articles). Chosen on the even articles: similarity threshold **{threshold:.2f}** and "
              f"least word share **{word_share:.2f}** (of the pairs that "

@@ -223,7 +223,7 @@ class _Window:
 class Verifier:
     """Answer sentences + the passages -> one SentenceCheck per sentence."""
 
-    def __init__(self, embedder: Embedder, threshold: float = 0.38, min_word_share: float = 0.4,
+    def __init__(self, embedder: Embedder, threshold: float = 0.43, min_word_share: float = 0.4,
                  linked_names: bool = False, names_around: bool = True):
         self.embedder = embedder
         self.names_around = names_around
