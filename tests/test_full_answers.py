@@ -15,7 +15,7 @@ import pytest
 
 from rag import Assistant
 from rag.answer import REFUSAL
-from rag.answer.verify import Verifier, clean, facts
+from rag.answer.verify import Verifier, changed_in_place, clean, facts, holds_facts
 from rag.schema import Answer, Passage
 from tests.replay_server import ReplayServer
 
@@ -144,6 +144,11 @@ def _passages(*texts: str) -> list[Passage]:
     ("Putin did not attend the opening ceremony of the 2022 Winter Olympics [1].", False),
     ("Tokyo hosted the opening ceremony [1].", False),
     ("The two leaders agreed on a new gas pipeline [1].", False),
+    # a name the passage holds, but put where another stands: a role swap, never supported
+    ("Xi arrived in Beijing for the opening ceremony of the 2022 Winter Olympics [1].", False),
+    # a sentence built on a question's words: its names may come from the next sentence
+    ("Who arrived in Beijing to attend the opening ceremony of the 2022 Winter Olympics: Putin [1].",
+     True),
 ])
 def test_verifier_labels(verifier, claim, ok):
     assert verifier.check(claim, _passages(PASSAGE)).supported is ok
@@ -153,6 +158,19 @@ def test_verifier_recites_to_the_passage_that_holds_it(verifier):
     record = verifier.check("Putin arrived in Beijing for the 2022 Winter Olympics [1].",
                             _passages("The weather in Moscow was cold.", PASSAGE))
     assert record.supported and record.sources == [2] and record.cited == [1]
+
+
+def test_names_and_figures_as_written():
+    # an opening plain word is no name; the rest of its run is
+    assert facts("Despite the cold, Putin arrived.") == ["Putin"]
+    assert facts("Teachers in Wales are younger.", {"teachers"}) == ["Wales"]
+    assert holds_facts(["nine"], "He met 9 leaders.") and holds_facts(["9"], "He met nine leaders.")
+    assert holds_facts(["9"], "They faced 3rd-and-9.") and not holds_facts(["9"], "It ended 23-19.")
+    assert holds_facts(["Panther"], "The Panthers' defense") and not holds_facts(["Medvedev"], "Putin")
+    assert changed_in_place("Meanwhile, Manning's offense stalled.", "Manning",
+                            "Manning threw. Meanwhile, Denver's offense stalled.")
+    assert not changed_in_place("Meanwhile, Denver's offense stalled.", "Denver",
+                                "Manning threw. Meanwhile, Denver's offense stalled.")
 
 
 def test_clean_and_facts():

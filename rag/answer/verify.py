@@ -1,12 +1,15 @@
 """Sentence-by-sentence verification of a full answer against the passages it cites.
 
 A sentence is supported when one window of a passage (a sentence, or two adjacent ones) holds
-it: every number, month and name it states appears there as written (a changed figure is never
-supported), most of its content words are there (crudely stemmed), it negates nothing the window
-affirms, and the embedding model finds the two similar above a threshold calibrated on XQuAD
-claims (benchmarks/verify.py). A sentence that a passage other than the one it cites holds is
-re-cited; one that no passage holds is unsupported. Sentences of a passage that address the
-assistant ("ignore previous instructions") never support anything: they are data.
+it: every number, month and name it states appears as written (a changed figure is never
+supported; names may come from the sentences around the window, where a passage names its
+topic, but never where the passage puts another name or figure in the same place: "Manning's
+offense was" against "Denver's offense was"), its figures and negations sit in one sentence,
+enough of its content words are there (crudely stemmed; question-shape words such as "how many"
+do not count), and the embedding model finds the two similar above a threshold. Both thresholds
+are chosen on XQuAD claims (benchmarks/verify.py). A sentence that a passage other than the one
+it cites holds is re-cited; one that no passage holds is unsupported. Sentences of a passage that
+address the assistant ("ignore previous instructions") never support anything: they are data.
 """
 
 from __future__ import annotations
@@ -33,7 +36,7 @@ _NUMBER_WORDS = frozenset({
     "one", "two", "three", "four", "five", "six", "seven", "eight", "nine", "ten", "eleven",
     "twelve", "twenty", "thirty", "forty", "fifty", "hundred", "thousand", "million", "billion",
 })
-_NEGATED = re.compile(r"(?:\b(?:not|never|no|without)|n't)\s+(\w+)", re.IGNORECASE)
+_NEGATED = re.compile(r"(?:\b(?:not|never|no|without)|n't)[\s,]+(\w+)", re.IGNORECASE)
 
 
 def negations(text: str) -> set[str]:
@@ -54,28 +57,149 @@ def clean(sentence: str) -> tuple[str, list[int]]:
     return text, sorted(set(cited))
 
 
-def facts(sentence: str) -> list[str]:
-    """What must appear as written: numbers, months and number words, and names."""
+OPENERS = frozenset({
+    "although", "though", "because", "despite", "prior", "if", "unless", "whether", "besides",
+    "outside", "inside", "throughout", "meanwhile", "however", "thus", "therefore", "hence", "yet",
+    "still", "instead", "moreover", "furthermore", "nevertheless", "much", "many", "several",
+    "another", "every", "either", "neither", "like", "unlike", "among", "amongst", "against",
+    "along", "around", "across", "beyond", "within", "without", "toward", "towards", "upon", "via",
+    "per", "following", "according", "including", "today", "tomorrow", "yesterday", "now", "later",
+    "earlier", "finally", "first", "second", "third", "last", "next", "initially", "originally",
+    "eventually", "currently", "recently", "previously", "subsequently", "sometimes", "often",
+    "aside", "apart", "usually", "generally", "typically", "mostly", "largely", "once", "even", "already",
+    "ever", "perhaps",
+})
+"""Words that open a sentence with a capital and are no name ("Despite Manning's problems",
+"Prior to 2000", "Because of ..."): with the stop words, they never start a name there."""
+
+GENERIC = frozenset({
+    "many", "much", "name", "named", "called", "term", "year", "years", "type", "kind", "way",
+    "number", "did", "does", "used", "known",
+})
+"""Words a sentence may take from the question's shape ("how many", "in what year", "what is the
+name of") that say nothing the passage must hold: they are not counted as content words."""
+
+
+
+def _is_figure(fact: str) -> bool:
+    return fact[0].isdigit() or fact.lower() in _MONTHS or fact.lower() in _NUMBER_WORDS
+
+
+def facts(sentence: str, common: frozenset[str] | set[str] = frozenset()) -> list[str]:
+    """What must appear as written: numbers, months and number words, and names.
+
+    A name that opens the sentence counts ("Medvedev arrived") unless its first word is a plain
+    word: a stop word, a usual opener ("Despite", "Because"), or one of `common`, the words the
+    passages write in lower case ("Teachers in Wales" when the passage says "teachers"); the rest
+    of such a run still counts ("Despite Manning" -> "Manning")."""
     found = _NUMBER.findall(sentence)
-    found += [w for w in words(sentence) if w in _MONTHS or w in _NUMBER_WORDS]
-    # a name opening the sentence counts too ("Medvedev arrived"), unless it is a plain word
-    found += [n for n in names(sentence) if n.split()[0].lower() not in STOP_WORDS or " " in n]
-    return found
+    found += [w for w in words(sentence) if w in _MONTHS or (w in _NUMBER_WORDS and w != "one")]
+    inside = names(sentence, sentence_starts=False)
+    for name in names(sentence):
+        if name in inside or name in found:
+            continue
+        parts = name.split()
+        first = parts[0].lower()
+        if first in STOP_WORDS or first in OPENERS or first in common:
+            while parts and (parts[0].lower() in STOP_WORDS or parts[0].lower() in OPENERS
+                             or parts[0].lower() in common):
+                parts.pop(0)
+            name = " ".join(parts)
+        if name and name not in found:
+            found.append(name)
+    return found + [n for n in inside if n not in found]
+
+
+def lower_words(text: str) -> set[str]:
+    """The words a text writes in lower case: for `facts`, they are no names there."""
+    return {w for w in re.findall(r"\b[a-z][a-z'’-]*\b", text)}
+
+
+_DIGITS = {w: str(n) for n, w in enumerate([
+    "zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine", "ten", "eleven",
+    "twelve"])}
+_WORDS_OF = {d: w for w, d in _DIGITS.items()}
 
 
 def holds_facts(sentence_facts: list[str], window: str) -> bool:
+    """Every fact is in the window as written; a name may take a plural or possessive ending
+    ("Panther" / "Panthers'") but no other change."""
     lower = window.lower()
     for fact in sentence_facts:
+        digit = _DIGITS.get(fact.lower())
+        if digit and re.search(rf"(?<![\d.,])\b{digit}\b(?![.,]?\d)", window):
+            continue  # "nine" for "9"
+        if fact in _WORDS_OF and re.search(rf"\b{_WORDS_OF[fact]}\b", lower):
+            continue  # "9" for "nine"
         if fact[0].isdigit():
-            if not re.search(rf"(?<![\d.,–-]){re.escape(fact)}(?![\d]|[.,–-]\d)", window):
+            figure = "[-–]".join(re.escape(part) for part in re.split("[-–]", fact))
+            if not re.search(rf"(?<!\d)(?<!\d[.,–-]){figure}(?![\d]|[.,–-]\d)", window):
                 return False
-        elif not re.search(rf"\b{re.escape(fact.lower())}\b", lower):
-            return False
+        else:
+            plural = _is_name(fact) and len(fact) >= 4
+            base = re.escape(re.sub(r"(?:['’]s?|s)$", "", fact.lower()) if plural else fact.lower())
+            ending = r"s?(?:['’]s?)?" if plural else ""
+            if not re.search(rf"\b{base}{ending}\b", lower):
+                return False
     return True
 
 
+_IN_PLACE = (r"(?:[A-Z][\w'’.-]*(?:\s+(?:of\s+|de\s+|the\s+)?[A-Z][\w'’.-]*)*"
+             r"|\d+(?:[.,:–-]\d+)*)")
+"""A name (dots inside: "U.S.") or a figure, as it may stand in the passage."""
+_FRAME_WORD = re.compile(r"[A-Za-z]+|[^\sA-Za-z,]+")
+_CLAUSE = re.compile(r"[:;()\[\]\"“”—]|\s[–-]\s")
+
+
+def _frame(side: str, before: bool) -> str | None:
+    """The word next to a fact on one side, and the one past it when that word is a stop word
+    ("lost to the Broncos in the round": "to the", "in the"), as a pattern; None when no word
+    is there. A frame of one stop word ("the X in") is shared by too many places to tell."""
+    tokens = _FRAME_WORD.findall(side)
+    taken: list[str] = []
+    for token in (reversed(tokens) if before else tokens):
+        if not token.isalpha() or len(taken) == 2 or (taken and taken[0].lower() not in STOP_WORDS):
+            break
+        taken.append(token)
+    if not taken:
+        return None
+    taken = taken[::-1] if before else taken
+    return r"[\s,]+".join(rf"(?i:{re.escape(w)})" for w in taken)
+
+
+def changed_in_place(sentence: str, fact: str, window: str) -> bool:
+    """Does the window put another name or figure where the sentence puts `fact`, between the
+    same words ("Manning's offense was" where the passage has "Denver's offense was")? A
+    swapped name that the passage holds elsewhere passes every as-written test; this one sees
+    that the place it sits in belongs to someone else. The passage's name may be longer ("Nikola
+    Tesla" where the sentence says "Tesla"), never shorter or another."""
+    at = re.search(rf"(?<![\w-]){re.escape(fact)}(?![\w-])", sentence)
+    if not at:
+        return False
+    head, tail = sentence[:at.start()], re.sub(r"^['’]s?", "", sentence[at.end():])
+    # the frame stays inside the fact's clause: across "Question: answer" it means nothing
+    head, tail = _CLAUSE.split(head)[-1], _CLAUSE.split(tail)[0]
+    before, after = _frame(head, True), _frame(tail, False)
+    opening, closing = not head.strip(), bool(re.fullmatch(r"[\s'’\"”)]*[.!?]?[\s'’\"”)]*", tail))
+    # an opening name has no word before it, a closing one none after it: the other side must do
+    if (before is None and not opening) or (after is None and not closing) or before is after is None:
+        return False
+    lead = rf"\b{before}[\s,]+(?:the\s+)?" if before else r"(?<![\w'’-])"
+    trail = rf"[\s,]+{after}\b" if after else r"\s*[.!?;]"
+    pattern = rf"{lead}({_IN_PLACE})(?:['’]s?)?{trail}"
+    if re.search(pattern.replace(f"({_IN_PLACE})", f"({re.escape(fact)})"), window):
+        return False  # the passage has the sentence's own wording too (a list, a repeat)
+    return any(fact.lower() not in m.group(1).lower().rstrip(".")
+               for m in re.finditer(pattern, window))
+
+
+def _is_name(fact: str) -> bool:
+    return fact[0].isupper() and fact.lower() not in _MONTHS and fact.lower() not in _NUMBER_WORDS
+
+
 def word_share(sentence: str, window: str) -> float:
-    mine = {stem(w) for w in words(sentence) if w not in STOP_WORDS}
+    """The share of the sentence's content words (stemmed) that the window holds."""
+    mine = {stem(w) for w in words(sentence) if w not in STOP_WORDS and w not in GENERIC}
     if not mine:
         return 1.0
     return len(mine & {stem(w) for w in words(window)}) / len(mine)
@@ -88,20 +212,22 @@ class _Window:
     end: int
     text: str
     pair: bool = False
+    around: str = ""
+    """The window with the sentence before and after it: where the names it leaves unsaid (the
+    passage's topic, "the team" for "the Panthers") may be found."""
 
 
 class Verifier:
     """Answer sentences + the passages -> one SentenceCheck per sentence."""
 
-    def __init__(self, embedder: Embedder, threshold: float = 0.58, min_word_share: float = 0.6,
-                 facts_in_one_sentence: bool = True):
+    def __init__(self, embedder: Embedder, threshold: float = 0.43, min_word_share: float = 0.4):
         self.embedder = embedder
-        self.facts_in_one_sentence = facts_in_one_sentence
         self.threshold = threshold
         self.min_word_share = min_word_share
         self._windows: list[_Window] = []
         self._vectors: np.ndarray | None = None
         self._key: tuple[int, ...] = ()
+        self._common: set[str] = set()
 
     def windows(self, passages: list[Passage]) -> list[_Window]:
         """Every sentence and every pair of adjacent sentences, instruction-like ones left out."""
@@ -109,32 +235,42 @@ class Verifier:
         for n, passage in enumerate(passages, start=1):
             spans = [(s, e) for s, e in split_sentences(passage.text)
                      if not _INSTRUCTION.search(passage.text[s:e])]
-            for i, (s, e) in enumerate(spans):
-                found.append(_Window(n, s, e, passage.text[s:e]))
-                if i + 1 < len(spans):
-                    found.append(_Window(n, s, spans[i + 1][1], passage.text[s:spans[i + 1][1]], True))
+            for i, (s, _) in enumerate(spans):
+                for last in (i, i + 1)[:2 if i + 1 < len(spans) else 1]:
+                    end = spans[last][1]
+                    around = passage.text[spans[max(i - 1, 0)][0]:spans[min(last + 1, len(spans) - 1)][1]]
+                    found.append(_Window(n, s, end, passage.text[s:end], last > i, around))
         return found
 
-    def _one_sentence_holds(self, wanted: list[str], i: int) -> bool:
-        """Some single sentence of window i holds every number and date: a figure from the
-        neighbouring sentence does not vouch for a claim that moved it. Names may be spread over
-        the window ("Putin arrived ... After meeting Xi, he said ..."): pronouns join them."""
-        wanted = [f for f in wanted if f[0].isdigit() or f.lower() in _MONTHS or f.lower() in _NUMBER_WORDS]
-        if not wanted:
-            return True
+    def _placed(self, wanted: list[str], text: str, i: int) -> bool:
+        """Do the facts sit in window i the way the sentence states them? In a pair of sentences,
+        every number and date is in one of them, the main one (of the two that could be, the one
+        holding more of the sentence's words): a figure from the neighbour does not vouch for a
+        claim that moved it, nor a "not" from the neighbour's statement. Names may come from the
+        sentences around (a passage names its topic once: "the team" for "the Panthers"), never
+        from a place where the passage has another name or figure (`changed_in_place`). Asking
+        instead that a pronoun link the two sentences caught a few more role swaps and failed
+        more supported sentences on 8 XQuAD articles (benchmarks/verify.py)."""
         window = self._windows[i]
-        return any(holds_facts(wanted, w.text) for w in self._windows
-                   if w.source == window.source and window.start <= w.start and w.end <= window.end
-                   and (w.end - w.start) <= (window.end - window.start) and not self._is_pair(w))
-
-    def _is_pair(self, w: _Window) -> bool:
-        return w.pair
+        if any(changed_in_place(text, f, window.around or window.text) for f in wanted):
+            return False
+        if not window.pair:
+            return True
+        first, second = [w for w in self._windows if w.source == window.source and not w.pair
+                         and window.start <= w.start and w.end <= window.end][:2]
+        figures = [f for f in wanted if _is_figure(f)]
+        candidates = [w for w in (first, second) if holds_facts(figures, w.text)]
+        if not candidates:
+            return False
+        main = max(candidates, key=lambda w: word_share(text, w.text))
+        return negations(text) <= negations(main.text)
 
     def prepare(self, passages: list[Passage]) -> None:
         key = tuple(p.chunk_id for p in passages) + (hash(tuple(p.text for p in passages)),)
         if key == self._key and self._vectors is not None:
             return
         self._windows = self.windows(passages)
+        self._common = lower_words(" ".join(p.text for p in passages))
         self._vectors = (self.embedder.encode_recurring([w.text for w in self._windows])
                          if self._windows else np.zeros((0, 1)))
         self._key = key
@@ -143,11 +279,13 @@ class Verifier:
         """(similarity, window index) of the windows that hold the sentence's facts and words."""
         if not windows or self._vectors is None:
             return []
-        wanted = facts(text)
+        wanted = facts(text, self._common)
         negated = negations(text)
+        figures = [f for f in wanted if _is_figure(f)]
         eligible = [i for i in windows
-                    if holds_facts(wanted, self._windows[i].text)
-                    and (not self.facts_in_one_sentence or self._one_sentence_holds(wanted, i))
+                    if holds_facts(figures, self._windows[i].text)
+                    and holds_facts(wanted, self._windows[i].around)
+                    and self._placed(wanted, text, i)
                     and word_share(text, self._windows[i].text) >= self.min_word_share
                     and negated <= negations(self._windows[i].text)]
         if not eligible:
@@ -174,12 +312,18 @@ class Verifier:
                 return record
         return record
 
-    def similarity(self, claim: str, passage: str) -> tuple[bool, float]:
-        """For the benchmark: (facts and words held by some window, best similarity)."""
+    def candidates(self, claim: str, passage: str) -> list[tuple[float, float]]:
+        """For the benchmark: (word share, similarity) of every window of the passage that holds
+        the claim's facts, so that both thresholds can be chosen from one pass."""
         p = Passage(0, "", "", "", None, passage, 0, len(passage), 0.0)
         self.prepare([p])
-        ranked = self.score(clean(claim)[0], list(range(len(self._windows))))
-        return (bool(ranked), ranked[0][0] if ranked else 0.0)
+        text = clean(claim)[0]
+        least, self.min_word_share = self.min_word_share, 0.0
+        try:
+            ranked = self.score(text, list(range(len(self._windows))))
+        finally:
+            self.min_word_share = least
+        return [(word_share(text, self._windows[i].text), s) for s, i in ranked]
 
     def is_refusal(self, sentence: str) -> bool:
         return bool(REFUSAL_PHRASES.search(sentence)) or "don't say" in sentence.lower()
