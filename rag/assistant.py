@@ -133,12 +133,17 @@ class Assistant:
         return make_generator(self.settings)
 
     def preload(self) -> None:
-        """Start loading the generator in a background thread, for a one-shot question (`rag
-        ask`): llama.cpp or torch read their weights (native code, the GIL released) while
-        the embedding model, the index and the search take the other core."""
+        """Start loading a llama.cpp generator in a background thread, for a one-shot question
+        (`rag ask`): llama.cpp reads its weights in native code, the GIL released, while the
+        embedding model, the index and the search take the other core."""
         if self._models is not None or self._generator_loading is not None or "generator" in vars(self):
             return
         from .generate import make_generator
+        from .generate.packaged import engine
+
+        name = self.settings.generator
+        if not (name.startswith("llamacpp:") or (name == "smollm2" and engine() == "llamacpp")):
+            return  # torch's import is Python work under the GIL, and not safe beside another
 
         pool = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="rag-preload")
         self._generator_loading = pool.submit(make_generator, self.settings)

@@ -27,7 +27,8 @@ def set_threads(threads: int) -> None:
     import faiss
 
     torch = sys.modules.get("torch")
-    if torch is not None and torch.get_num_threads() != threads:
+    ready = torch is not None and hasattr(torch, "get_num_threads") and hasattr(torch, "set_num_threads")
+    if ready and torch.get_num_threads() != threads:  # (not a module another thread still imports)
         torch.set_num_threads(threads)
     # FAISS answers one question at a time: a single thread is fastest for that, and on a busy
     # machine 2 OpenMP threads wait for each other (10k vectors: 0.6 ms against 20 ms p50,
