@@ -285,6 +285,8 @@ def _share_exports(cache_dir: Path, scratch: Path) -> None:
             continue
         target.mkdir(parents=True)
         for item in folder.iterdir():
+            if item.is_dir():  # OpenVINO's compiled-model cache: made again where needed
+                continue
             try:
                 os.link(item, target / item.name)
             except OSError:

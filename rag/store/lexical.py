@@ -48,13 +48,31 @@ _TOKEN = re.compile(r"(?u)\b\w\w+\b")
 class _Tokenizer:
     def __init__(self) -> None:
         import Stemmer
-        from bm25s.stopwords import STOPWORDS_EN
 
         self._stem = Stemmer.Stemmer("english").stemWords
-        self._stop = frozenset(STOPWORDS_EN)
+        self._stop = _english_stop_words()
 
     def __call__(self, text: str) -> list[str]:
         return self._stem([t for t in _TOKEN.findall(text.lower()) if t not in self._stop])
+
+
+def _english_stop_words() -> frozenset[str]:
+    """bm25s's English list (saved BM25 segments depend on it), read from its module alone:
+    importing the bm25s package itself (its retrievers, scipy) costs most of a second of a
+    cold `rag ask`, for a tuple of words."""
+    import importlib.util
+
+    try:
+        spec = importlib.util.find_spec("bm25s")
+        path = Path(spec.submodule_search_locations[0]) / "stopwords.py"
+        module_spec = importlib.util.spec_from_file_location("_rag_bm25s_stopwords", path)
+        module = importlib.util.module_from_spec(module_spec)
+        module_spec.loader.exec_module(module)
+        return frozenset(module.STOPWORDS_EN)
+    except (AttributeError, ImportError, OSError, TypeError):  # laid out otherwise: the package
+        from bm25s.stopwords import STOPWORDS_EN
+
+        return frozenset(STOPWORDS_EN)
 
 
 _tokenizer: _Tokenizer | None = None
