@@ -228,3 +228,17 @@ def test_pruned_top_k_is_the_exhaustive_top_k(corpus):
         for k in (1, 3, 10, 40):
             got = [s for _, s in bm25.search(q, k)]
             assert got == pytest.approx(everything[:k], rel=1e-9), (q, k)
+
+
+def test_saved_again_after_its_folder_is_gone(corpus, tmp_path):
+    """Another process may remove the generation this BM25 was loaded from: the next save writes
+    the segments from memory instead of linking files that are gone."""
+    import shutil
+
+    Bm25.build(corpus[:300]).save(tmp_path / "a")
+    loaded = Bm25.load(tmp_path / "a")
+    shutil.rmtree(tmp_path / "a")
+    loaded.save(tmp_path / "b")
+    again = Bm25.load(tmp_path / "b")
+    assert again is not None
+    assert_same(again, Bm25.build(corpus[:300]))

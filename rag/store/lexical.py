@@ -20,9 +20,7 @@ from __future__ import annotations
 import json
 import logging
 import math
-import os
 import re
-import shutil
 import threading
 from collections import Counter
 from collections.abc import Iterable
@@ -30,6 +28,8 @@ from itertools import chain
 from pathlib import Path
 
 import numpy as np
+
+from .files import link_or_copy
 
 log = logging.getLogger(__name__)
 
@@ -161,10 +161,11 @@ class Segment:
         for fname in names:
             if self.source is not None and (self.source / fname).is_file():
                 try:
-                    os.link(self.source / fname, folder / fname)
-                except OSError:
-                    shutil.copyfile(self.source / fname, folder / fname)
-            elif fname.endswith(".json"):
+                    link_or_copy(self.source / fname, folder / fname)
+                    continue
+                except OSError:  # its generation went meanwhile: written from memory below
+                    pass
+            if fname.endswith(".json"):
                 (folder / fname).write_text(json.dumps(self.terms))
             else:
                 np.save(folder / fname, getattr(self, fname.split(".")[1]), allow_pickle=False)
