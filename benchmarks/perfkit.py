@@ -124,16 +124,9 @@ SIMD_FLAGS = ("avx2", "avx512f", "avx512_vnni", "avx512_bf16", "amx_bf16", "amx_
 def cpu_line() -> str:
     """CPU model and the SIMD flags that matter, from /proc/cpuinfo (what `lscpu` shows): a
     figure is a property of the machine it was taken on, so every section names it."""
-    model, flags = "unknown CPU", set()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            key, _, value = line.partition(":")
-            if key.strip() == "model name" and model == "unknown CPU":
-                model = value.strip()
-            elif key.strip() == "flags" and not flags:
-                flags = set(value.split())
-    except OSError:
-        pass
+    from rag.machine import cpu_info
+
+    model, flags = cpu_info()
     have = [f for f in SIMD_FLAGS if f in flags]
     return f"{model}, {os.cpu_count()} cores, flags: {' '.join(have) or 'none of ' + '/'.join(SIMD_FLAGS)}"
 

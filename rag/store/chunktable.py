@@ -91,12 +91,19 @@ def segment_names(folder: Path, name: str) -> list[str]:
     """`name` (say chunk_texts.bin) and its later segments chunk_texts.1.bin, .2.bin... present
     in the folder, in order."""
     stem, suffix = name.rsplit(".", 1)
+    numbered = ((_segment_number(p.name, name), p.name) for p in folder.glob(f"{stem}.*.{suffix}"))
     found = [(0, name)] if (folder / name).is_file() else []
-    for path in folder.glob(f"{stem}.*.{suffix}"):
-        number = path.name[len(stem) + 1:-len(suffix) - 1]
-        if number.isdigit():
-            found.append((int(number), path.name))
-    return [n for _, n in sorted(found)]
+    return [n for _, n in sorted(found + [(k, n) for k, n in numbered if k is not None])]
+
+
+def _segment_number(filename: str, name: str) -> int | None:
+    """0 for the blob's first file `name`, k for its segment `stem.k.suffix`, else None."""
+    if filename == name:
+        return 0
+    stem, suffix = name.rsplit(".", 1)
+    number = filename[len(stem) + 1:-len(suffix) - 1]
+    ok = filename.startswith(stem + ".") and filename.endswith("." + suffix) and number.isdigit()
+    return int(number) if ok else None
 
 
 class BlobWriter:
@@ -117,9 +124,7 @@ class BlobWriter:
                 self.names.append(path.name)
             self.size = len(keep)
             stem, suffix = name.rsplit(".", 1)
-            last = keep.paths[-1].name
-            number = 0 if last == name else int(last[len(stem) + 1:-len(suffix) - 1])
-            self._next = f"{stem}.{number + 1}.{suffix}"
+            self._next = f"{stem}.{_segment_number(keep.paths[-1].name, name) + 1}.{suffix}"
         else:
             self._next = name
         self._out: BinaryIO | None = None

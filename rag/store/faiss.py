@@ -86,10 +86,9 @@ class FaissStore(VectorStore):
             self._removed = np.zeros(0, dtype=np.int64)
             self._selector = None
         if self._delta is not None:
-            flat = faiss.downcast_index(self._delta.index)
-            vectors = faiss.vector_to_array(flat.codes).view(np.float32).reshape(-1, self.dimension)
-            self._delta, delta = None, self._delta
-            self._add_base(faiss.vector_to_array(delta.id_map), vectors)
+            ids, vectors = _flat_contents(self._delta, self.dimension)
+            self._delta = None
+            self._add_base(ids, vectors)
 
     def _add_base(self, ids: np.ndarray, vectors: np.ndarray) -> None:
         self._index.add_with_ids(vectors, np.asarray(ids, dtype=np.int64))
@@ -249,13 +248,20 @@ def _mmap_flag(head: bytes) -> int:
     return getattr(faiss, "IO_FLAG_MMAP_IFC", 0)
 
 
-def _to_ivf(flat_map: object, dimension: int) -> object:
-    """The vectors and ids of an IndexIDMap2(IndexFlatIP), re-indexed as IVF with SQ8."""
+def _flat_contents(flat_map: object, dimension: int) -> tuple[np.ndarray, np.ndarray]:
+    """The ids and vectors an IndexIDMap2(IndexFlatIP) holds."""
     import faiss
 
     flat = faiss.downcast_index(flat_map.index)
     vectors = faiss.vector_to_array(flat.codes).view(np.float32).reshape(-1, dimension)
-    ids = faiss.vector_to_array(flat_map.id_map)
+    return faiss.vector_to_array(flat_map.id_map), vectors
+
+
+def _to_ivf(flat_map: object, dimension: int) -> object:
+    """The vectors and ids of an IndexIDMap2(IndexFlatIP), re-indexed as IVF with SQ8."""
+    import faiss
+
+    ids, vectors = _flat_contents(flat_map, dimension)
     nlist = int(4 * np.sqrt(len(ids)))
     quantizer = faiss.IndexFlatIP(dimension)
     ivf = faiss.IndexIVFScalarQuantizer(quantizer, dimension, nlist, faiss.ScalarQuantizer.QT_8bit,

@@ -222,6 +222,12 @@ def merge(name: str, segments: list[Segment]) -> Segment:
                               np.concatenate(counts or [_EMPTY_TFS])[by_key])
 
 
+def _weight(idf: float, tfs: np.ndarray, lengths: np.ndarray, base: float,
+            per_length: float) -> np.ndarray:
+    """A term's BM25 contribution (Lucene variant) to chunks of these term frequencies and lengths."""
+    return idf * tfs / (base + per_length * lengths + tfs)
+
+
 def _segment_scores(s: Segment, plan: list[tuple[float, tuple[np.ndarray, np.ndarray]]], k: int,
                     base: float, per_length: float) -> tuple[np.ndarray, np.ndarray] | None:
     """A segment's BM25 scores (dense, by row) and the rows that can be among the k best.
@@ -242,7 +248,7 @@ def _segment_scores(s: Segment, plan: list[tuple[float, tuple[np.ndarray, np.nda
         remaining -= idf
         done += idf
         if candidates is None:
-            scores[rows] += idf * tfs / (base + per_length * s.lengths[rows] + tfs)  # rows unique
+            scores[rows] += _weight(idf, tfs, s.lengths[rows], base, per_length)  # rows unique
             seen += len(rows)
             # the k-th best is below the idfs summed so far: look only when that could beat the rest
             if seen >= k and 0 < remaining < done:
@@ -255,7 +261,7 @@ def _segment_scores(s: Segment, plan: list[tuple[float, tuple[np.ndarray, np.nda
         at = np.minimum(np.searchsorted(rows, candidates), len(rows) - 1)
         hit = rows[at] == candidates
         r, t = candidates[hit], tfs[at[hit]]
-        scores[r] += idf * t / (base + per_length * s.lengths[r] + t)
+        scores[r] += _weight(idf, t, s.lengths[r], base, per_length)
         kth = np.partition(scores[candidates], len(candidates) - k)[len(candidates) - k]
         candidates = candidates[scores[candidates] + remaining >= kth * (1 - 1e-12)]
     return scores, (np.flatnonzero(scores > 0) if candidates is None else candidates)
