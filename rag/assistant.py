@@ -139,10 +139,9 @@ class Assistant:
         if self._models is not None or self._generator_loading is not None or "generator" in vars(self):
             return
         from .generate import make_generator
-        from .generate.packaged import engine
+        from .generate.packaged import on_llamacpp
 
-        name = self.settings.generator
-        if not (name.startswith("llamacpp:") or (name == "smollm2" and engine() == "llamacpp")):
+        if not on_llamacpp(self.settings.generator):
             return  # torch's import is Python work under the GIL, and not safe beside another
 
         pool = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="rag-preload")

@@ -224,7 +224,7 @@ def _generator_choice(settings: Settings, measure: bool) -> None:
     from .generate.llamacpp import LlamaCppGenerator
 
     s = settings
-    if s.generator not in ("smollm2", "llamacpp:smollm2") or packaged.engine() != "llamacpp":
+    if s.generator not in ("smollm2", "llamacpp:smollm2") or not packaged.on_llamacpp(s.generator):
         return
     if s.llamacpp_weights != "auto":
         print(f"\n# llama.cpp weights: {s.llamacpp_weights} as set (nothing measured)")

@@ -26,6 +26,12 @@ def engine() -> str:
     return "llamacpp" if importlib.util.find_spec("llama_cpp") is not None else "hf"
 
 
+def on_llamacpp(generator: str) -> bool:
+    """Whether a `RAG_GENERATOR` setting runs through llama.cpp in process: `llamacpp:...`, or
+    `smollm2` where llama-cpp-python is installed."""
+    return generator.startswith("llamacpp:") or (generator == "smollm2" and engine() == "llamacpp")
+
+
 @GENERATORS.register("smollm2")
 def _smollm2(name: str, settings: Settings) -> Generator:
     global _warned
