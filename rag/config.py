@@ -153,8 +153,13 @@ class Settings:
     upload_max_size: str = _opt("25mb", "Largest file the web page accepts (Gradio size, e.g. 100mb).")
     threads: int = _opt(help="CPU threads for torch and FAISS.", factory=_default_threads)
     answer_concurrency: int = _opt(
-        2, "Questions the page works on at once. The generator still writes one answer at a time; "
-        "the second question's search, reading and streaming overlap it (benchmarks/load.py).")
+        2, "Questions the page works on at once: their searches and reading overlap, and with "
+        "llama.cpp their answers are written at once too (generator_replicas), sharing the threads "
+        "(benchmarks/load.py).")
+    generator_replicas: int = _opt(
+        0, "llama.cpp contexts, each writing one answer at a time: 0 (auto) gives one per concurrent "
+        "answer (answer_concurrency) for a model file under 1 GB (SmolLM2's context costs ~100 MB), "
+        "one for larger models.")
 
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None, **overrides: Any) -> Settings:
@@ -235,6 +240,8 @@ class Settings:
             raise ValueError("llamacpp_weights must be auto, shipped, f16, bf16 or q8_0")
         if self.answer_concurrency < 1:
             raise ValueError("answer_concurrency must be at least 1")
+        if self.generator_replicas < 0:
+            raise ValueError("generator_replicas must be 0 (auto) or more")
         if self.generator_timeout <= 0 or self.generator_retries < 0:
             raise ValueError("generator_timeout must be positive and generator_retries at least 0")
 

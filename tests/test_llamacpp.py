@@ -99,3 +99,63 @@ def test_the_system_turn_is_read_once_for_consecutive_questions(llm):
     finally:
         del llm.llm.eval
     assert read[0] == len(b) - shared, (read, len(b), shared)
+
+
+def test_replicas_write_answers_at_once_within_the_thread_budget(monkeypatch):
+    """Two contexts answer two questions at the same time, each the same words as alone, and
+    the threads they run on together never exceed `threads` (llama.cpp's spinning threads stall
+    on a busy core): the first answer hands a thread back when the second starts."""
+    import threading
+    import time
+
+    import llama_cpp
+
+    gen = make_generator(Settings.from_env(generator="llamacpp:smollm2", threads=2,
+                                           generator_replicas=2))
+    assert gen.replicas == 2
+    second = [{"role": "user", "content": "[1] Oslo is the capital of Norway.\n\nQuestion: What is "
+                                          "the capital of Norway?"}]
+    questions = [[{"role": "user", "content": EVIDENCE}], second]
+    alone = [gen.generate(q, 24) for q in questions]
+
+    in_use: dict[int, int] = {}
+    states: list[tuple[int, ...]] = []  # threads of each context, after every change
+    real = llama_cpp.llama_set_n_threads
+
+    def record(ctx, n, n_batch):
+        in_use[id(ctx)] = n
+        states.append(tuple(sorted(in_use.values())))
+        return real(ctx, n, n_batch)
+
+    def released(llm):  # an answer ends: its context runs no thread
+        in_use[id(llm._ctx.ctx)] = 0
+        put(llm)
+
+    monkeypatch.setattr(llama_cpp, "llama_set_n_threads", record)
+    put = gen._free.put
+    monkeypatch.setattr(gen._free, "put", released)
+    results: dict[int, str] = {}
+    writing = threading.Event()
+
+    def answer(i: int) -> None:
+        if i == 1:
+            writing.wait(60)  # the first answer is writing, on both threads
+        text = ""
+        for piece in gen.stream(questions[i], 24):
+            text += piece
+            if i == 0 and not writing.is_set():
+                writing.set()
+                time.sleep(0.5)  # the second begins while this one is mid-answer
+        results[i] = text
+
+    workers = [threading.Thread(target=answer, args=(i,)) for i in range(2)]
+    for w in workers:
+        w.start()
+    for w in workers:
+        w.join(120)
+    assert [results.get(0), results.get(1)] == alone
+    assert states[0] == (2,)  # alone, an answer runs on both threads
+    assert (1, 1) in states  # both at once, one thread each
+    assert (0, 2) in states  # the one left takes the thread back
+    assert max(sum(s) for s in states) <= 2, states
+    assert gen._spare == 2 and gen._active == 0  # every thread given back
