@@ -117,6 +117,7 @@ def test_replicas_write_answers_at_once_within_the_thread_budget(monkeypatch):
                                           "the capital of Norway?"}]
     questions = [[{"role": "user", "content": EVIDENCE}], second]
     alone = [gen.generate(q, 24) for q in questions]
+    assert gen._made == 1  # one after the other: the second context is never needed
 
     in_use: dict[int, int] = {}
     states: list[tuple[int, ...]] = []  # threads of each context, after every change
@@ -159,3 +160,4 @@ def test_replicas_write_answers_at_once_within_the_thread_budget(monkeypatch):
     assert (0, 2) in states  # the one left takes the thread back
     assert max(sum(s) for s in states) <= 2, states
     assert gen._spare == 2 and gen._active == 0  # every thread given back
+    assert gen._made == 2

@@ -56,9 +56,12 @@ class LlamaCppGenerator(Generator):
                          n_threads_batch=threads, n_gpu_layers=0, verbose=False, **sizes)
         self._free: queue.Queue[Any] = queue.Queue()
         self._free.put(self.llm)
-        for _ in range(replicas - 1):
-            self._free.put(Llama(model_path=str(gguf), n_ctx=context, n_threads=threads,
-                                 n_threads_batch=threads, n_gpu_layers=0, verbose=False, **sizes))
+        # further contexts are made when a second answer first finds none free: a lone user's
+        # cold start loads one
+        self._make = lambda: Llama(model_path=str(gguf), n_ctx=context, n_threads=threads,
+                                   n_threads_batch=threads, n_gpu_layers=0, verbose=False, **sizes)
+        self._made = 1
+        self._making = threading.Lock()
         self.replicas = replicas
         self._active = 0  # answers holding a context
         self._spare = threads  # threads no answer holds
@@ -95,7 +98,7 @@ class LlamaCppGenerator(Generator):
         if len(ids) + max_new_tokens > self.llm.n_ctx():
             raise GeneratorError(f"{self.name}: the prompt ({len(ids)} tokens) does not fit its "
                                  f"{self.llm.n_ctx()}-token context")
-        llm = self._free.get()  # waits while every context is writing an answer
+        llm = self._context()
         with self._threads_changed:
             self._active += 1
         held = 0
@@ -127,6 +130,17 @@ class LlamaCppGenerator(Generator):
                 self._spare += held
                 self._threads_changed.notify_all()
             self._free.put(llm)
+
+    def _context(self) -> Any:
+        """A free context: one made now if every context is writing and fewer than `replicas`
+        exist, else the next to be freed."""
+        try:
+            return self._free.get_nowait()
+        except queue.Empty:
+            with self._making:
+                make = self._made < self.replicas
+                self._made += make
+            return self._make() if make else self._free.get()
 
     def _share(self, llm: Any, held: int) -> int:
         """This answer's threads for its next step: its fair share (threads // answers holding a
