@@ -167,6 +167,11 @@ def _frame(side: str, before: bool) -> str | None:
     return r"[\s,]+".join(rf"(?i:{re.escape(w)})" for w in taken)
 
 
+def _strong(frame: str) -> bool:
+    """Does a frame pattern hold a content word, one that few places of a passage share?"""
+    return any(w.lower() not in STOP_WORDS for w in re.findall(r"\(\?i:([^)]*)\)", frame))
+
+
 def changed_in_place(sentence: str, fact: str, window: str) -> bool:
     """Does the window put another name or figure where the sentence puts `fact`, between the
     same words ("Manning's offense was" where the passage has "Denver's offense was")? A
@@ -181,8 +186,11 @@ def changed_in_place(sentence: str, fact: str, window: str) -> bool:
     head, tail = _CLAUSE.split(head)[-1], _CLAUSE.split(tail)[0]
     before, after = _frame(head, True), _frame(tail, False)
     opening, closing = not head.strip(), bool(re.fullmatch(r"[\s'’\"”)]*[.!?]?[\s'’\"”)]*", tail))
-    # an opening name has no word before it, a closing one none after it: the other side must do
+    # an opening name has no word before it, a closing one none after it: the other side must do,
+    # and alone it must hold a content word ("throughout X."), not a stop word ("the X.")
     if (before is None and not opening) or (after is None and not closing) or before is after is None:
+        return False
+    if (before is None or after is None) and not _strong(before or after or ""):
         return False
     lead = rf"\b{before}[\s,]+(?:the\s+)?" if before else r"(?<![\w'’-])"
     trail = rf"[\s,]+{after}\b" if after else r"\s*[.!?;]"
@@ -215,6 +223,8 @@ class _Window:
     around: str = ""
     """The window with the sentence before and after it: where the names it leaves unsaid (the
     passage's topic, "the team" for "the Panthers") may be found."""
+    passage: str = ""
+    """The whole passage: a role it gives another name anywhere is not the sentence's to claim."""
 
 
 class Verifier:
@@ -239,7 +249,8 @@ class Verifier:
                 for last in (i, i + 1)[:2 if i + 1 < len(spans) else 1]:
                     end = spans[last][1]
                     around = passage.text[spans[max(i - 1, 0)][0]:spans[min(last + 1, len(spans) - 1)][1]]
-                    found.append(_Window(n, s, end, passage.text[s:end], last > i, around))
+                    found.append(_Window(n, s, end, passage.text[s:end], last > i, around,
+                                         passage.text))
         return found
 
     def _placed(self, wanted: list[str], text: str, i: int) -> bool:
@@ -252,7 +263,8 @@ class Verifier:
         instead that a pronoun link the two sentences caught a few more role swaps and failed
         more supported sentences on 8 XQuAD articles (benchmarks/verify.py)."""
         window = self._windows[i]
-        if any(changed_in_place(text, f, window.around or window.text) for f in wanted):
+        if any(changed_in_place(text, f, window.passage or window.around or window.text)
+               for f in wanted):
             return False
         if not window.pair:
             return True
