@@ -144,9 +144,10 @@ def holds_facts(sentence_facts: list[str], window: str) -> bool:
     return True
 
 
-_IN_PLACE = (r"(?:[A-Z][\w'’.-]*(?:\s+(?:of\s+|de\s+|the\s+)?[A-Z][\w'’.-]*)*"
+_IN_PLACE = (r"(?:[A-Z](?:[\w'’-]|\.(?=\w))*(?:\s+(?:of\s+|de\s+|the\s+)?[A-Z](?:[\w'’-]|\.(?=\w))*)*"
              r"|\d+(?:[.,:–-]\d+)*)")
-"""A name (dots inside: "U.S.") or a figure, as it may stand in the passage."""
+"""A name (dots inside: "U.S") or a figure, as it may stand in the passage; a dot that ends a
+sentence ends the name ("Parliament. The Scottish" is two)."""
 _FRAME_WORD = re.compile(r"[A-Za-z]+|[^\sA-Za-z,]+")
 _CLAUSE = re.compile(r"[:;()\[\]\"“”—]|\s[–-]\s")
 
@@ -168,8 +169,9 @@ def _frame(side: str, before: bool) -> str | None:
 
 
 def _strong(frame: str) -> bool:
-    """Does a frame pattern hold a content word, one that few places of a passage share?"""
-    return any(w.lower() not in STOP_WORDS for w in re.findall(r"\(\?i:([^)]*)\)", frame))
+    """Is a frame pattern more than one stop word ("the", "and"), which most places share?"""
+    found = re.findall(r"\(\?i:([^)]*)\)", frame)
+    return len(found) > 1 or any(w.lower() not in STOP_WORDS for w in found)
 
 
 def changed_in_place(sentence: str, fact: str, window: str) -> bool:
@@ -187,7 +189,7 @@ def changed_in_place(sentence: str, fact: str, window: str) -> bool:
     before, after = _frame(head, True), _frame(tail, False)
     opening, closing = not head.strip(), bool(re.fullmatch(r"[\s'’\"”)]*[.!?]?[\s'’\"”)]*", tail))
     # an opening name has no word before it, a closing one none after it: the other side must do,
-    # and alone it must hold a content word ("throughout X."), not a stop word ("the X.")
+    # and alone it must be more than one stop word ("throughout X.", "of the X.", not "the X.")
     if (before is None and not opening) or (after is None and not closing) or before is after is None:
         return False
     if (before is None or after is None) and not _strong(before or after or ""):
