@@ -3,8 +3,8 @@
 A sentence is supported when one window of a passage (a sentence, or two adjacent ones) holds
 it: every number, month and name it states appears as written (a changed figure is never
 supported; names may come from the sentences around the window, where a passage names its
-topic, but never where the passage puts another name or figure in the same place: "Manning's
-offense was" against "Denver's offense was"), its figures and negations sit in one sentence,
+topic, but never where the passage, anywhere in it, puts another name or figure in the same
+place: "Manning's offense was" against "Denver's offense was"), its figures and negations sit in one sentence,
 enough of its content words are there (crudely stemmed; question-shape words such as "how many"
 do not count), and the embedding model finds the two similar above a threshold. Both thresholds
 are chosen on XQuAD claims (benchmarks/verify.py). A sentence that a passage other than the one
@@ -232,7 +232,7 @@ class _Window:
 class Verifier:
     """Answer sentences + the passages -> one SentenceCheck per sentence."""
 
-    def __init__(self, embedder: Embedder, threshold: float = 0.43, min_word_share: float = 0.4):
+    def __init__(self, embedder: Embedder, threshold: float = 0.40, min_word_share: float = 0.5):
         self.embedder = embedder
         self.threshold = threshold
         self.min_word_share = min_word_share
@@ -261,7 +261,8 @@ class Verifier:
         holding more of the sentence's words): a figure from the neighbour does not vouch for a
         claim that moved it, nor a "not" from the neighbour's statement. Names may come from the
         sentences around (a passage names its topic once: "the team" for "the Panthers"), never
-        from a place where the passage has another name or figure (`changed_in_place`). Asking
+        from a place where the passage has another name or figure (`changed_in_place`, over the
+        whole passage: a role swap may pass through another window that names both). Asking
         instead that a pronoun link the two sentences caught a few more role swaps and failed
         more supported sentences on 8 XQuAD articles (benchmarks/verify.py)."""
         window = self._windows[i]
