@@ -187,8 +187,8 @@ def main() -> int:
     lines = ["### Verifying answer sentences (RAG_ANSWER_STYLE=full)", "",
              "Each sentence of a full answer is kept only when a window of a passage holds its "
              "numbers, dates and names as written (and the cited passage, anywhere in it, puts no "
-             "other name or figure in their place: between the same neighbouring words), enough of its content words, "
-             "and is similar enough by the "
+             "other name or figure in their place: between the same neighbouring words), enough "
+             "of its content words, and is similar enough by the "
              "embedding model (rag/answer/verify.py). Built from XQuAD as described in "
              "benchmarks/verify.py.", "",
              f"Verifier on XQuAD claims ({len(rows)} claims from {len(set(a for a, *_ in rows))} "
