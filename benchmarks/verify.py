@@ -148,6 +148,8 @@ def claims(path: Path, limit: int | None) -> tuple[list[tuple[int, str, str, str
 def main() -> int:
     parser = evalkit.parser(__doc__, "squad_file")
     parser.add_argument("--articles", type=int, default=None, help="only the first N articles")
+    parser.add_argument("--dump", type=Path, default=None,
+                        help="write the tune (even) articles' misjudged claims to this JSON file")
     args = parser.parse_args()
     started = time.monotonic()
     rows, skipped = claims(args.squad_file, args.articles)
@@ -176,10 +178,17 @@ def main() -> int:
         return best[:, col] >= t
 
     test = ~tune
+    if args.dump:
+        wrong = passed(threshold) != label
+        args.dump.write_text(json.dumps(
+            [{"kind": k, "claim": claim, "paragraph": context, "candidates": c}
+             for (_, k, claim, context, _), c, bad, even in zip(rows, found, wrong, tune)
+             if bad and even], indent=1), encoding="utf-8")
     lines = ["### Verifying answer sentences (RAG_ANSWER_STYLE=full)", "",
              "Each sentence of a full answer is kept only when a window of a passage holds its "
-             "numbers, dates and names as written (and the passage puts no other name or figure "
-             "in their place), enough of its content words, and is similar enough by the "
+             "numbers, dates and names as written (and the cited passage, anywhere in it, puts no "
+             "other name or figure in their place: between the same neighbouring words), enough "
+             "of its content words, and is similar enough by the "
              "embedding model (rag/answer/verify.py). Built from XQuAD as described in "
              "benchmarks/verify.py.", "",
              f"Verifier on XQuAD claims ({len(rows)} claims from {len(set(a for a, *_ in rows))} "

@@ -135,7 +135,7 @@ class Settings:
     full_min_parameters: float = _opt(
         1.0e9, "answer_style=auto: local models with at least this many parameters get the full style.")
     verify_threshold: float = _opt(
-        0.43, "Least embedding similarity between an answer sentence and its best window of a cited "
+        0.40, "Least embedding similarity between an answer sentence and its best window of a cited "
         "passage for the sentence to count as supported (benchmarks/verify.py).")
     max_new_tokens: int = _opt(24, "Upper bound on generated tokens per answer (a few words are asked).")
     evidence_sentences: int = _opt(2, "Sentences of evidence given to the generator.")

@@ -171,6 +171,32 @@ def test_names_and_figures_as_written():
                             "Manning threw. Meanwhile, Denver's offense stalled.")
     assert not changed_in_place("Meanwhile, Denver's offense stalled.", "Denver",
                                 "Manning threw. Meanwhile, Denver's offense stalled.")
+    # a name ends at a sentence's dot: "Act. The Scottish Parliament" holds another name in place
+    assert changed_in_place("The Scotland is unable to legislate on reserved matters.", "Scotland",
+                            "It follows the Scotland Act. The Scottish Parliament is unable to "
+                            "legislate on reserved matters.")
+    # a lone "the" before a closing name is no frame: "the X." is every other sentence's end
+    assert not changed_in_place("What did Simpson last score: The Horns of Nimon.", "Horns of Nimon",
+                                "His last score was for The Horns of Nimon. He left the show.")
+
+
+HISTORY = ("The historian Fred Anderson suggests that Tanaghrisson wanted the support of the British. "
+           "The dispute over the Ohio Valley had grown for years. Traders from Virginia and "
+           "Pennsylvania crossed the mountains each spring. Tanaghrisson, who wanted the support of "
+           "the British, had met the French at Fort Duquesne, which they built in 1754.")
+
+
+@pytest.mark.parametrize("claim, ok", [
+    ("The historian Fred Anderson suggests that Tanaghrisson wanted the support of the British [1].",
+     True),
+    # a role swap to a name the passage holds elsewhere: the last sentence names both
+    # Tanaghrisson and Fort Duquesne, yet the first puts Fred Anderson where the claim has the fort
+    # (three sentences away: only a look over the whole passage sees it)
+    ("The historian Fort Duquesne suggests that Tanaghrisson wanted the support of the British [1].",
+     False),
+])
+def test_role_swap_seen_across_the_passage(verifier, claim, ok):
+    assert verifier.check(claim, _passages(HISTORY)).supported is ok
 
 
 def test_clean_and_facts():
