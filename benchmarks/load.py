@@ -14,8 +14,8 @@ contains one of the expected phrases, or is the refusal for a question the docum
 answer. Once a third of the answers are in, an extra client uploads a new document through
 /add_documents and then asks about it: the upload must not break the questions in flight, and
 the new document must be found. Latency is from submitting a question to its final answer, so
-it includes the wait in the server's queue (RAG_ANSWER_CONCURRENCY questions at once, one
-generation at a time: two cores).
+it includes the wait in the server's queue (RAG_ANSWER_CONCURRENCY questions at once; with
+llama.cpp as many answers written at once, sharing the threads).
 
 Exit status 0 only with zero errors and every answer correct; --json prints the figures.
 """
@@ -168,7 +168,7 @@ def report(figures: dict, command: str) -> str:
         f"questions each ({figures['questions']} answers) through `/ask` of a real `rag serve` on "
         f"127.0.0.1, SmolLM2 generator; {upload}. Latency is from submitting a question to its "
         "final answer, including the wait in the server's queue "
-        f"({figures.get('concurrency', 'default')} questions worked on at once, one generation at a time).",
+        f"({figures.get('concurrency', 'default')} questions worked on at once).",
         "",
         "| | p50 | p95 |",
         "|---|---|---|",
@@ -183,10 +183,11 @@ def report(figures: dict, command: str) -> str:
         "of server time per answer. Left out (wrong even without load): "
         f"{len(figures.get('missed_alone', []))} of the non-hard seed questions.",
         "",
-        "The generator writes one answer at a time (two cores; a second generation in parallel "
-        "only slows both); with RAG_ANSWER_CONCURRENCY=2 the next question's search, reading and "
-        "streaming overlap the current generation. With N clients waiting, a question waits for "
-        "about N - 1 answers: p50 and p95 are mostly queueing.",
+        "With RAG_ANSWER_CONCURRENCY=2 two questions are worked on at once: their searches and "
+        "reading overlap, and llama.cpp writes both answers at once in two contexts "
+        "(RAG_GENERATOR_REPLICAS auto), each on its share of the threads, never more threads "
+        "than RAG_THREADS in all (rag/generate/llamacpp.py). With N clients waiting, a question "
+        "waits for about N / concurrency answers: p50 and p95 are mostly queueing.",
         *(["", "| RAG_ANSWER_CONCURRENCY | answers/s | p50 | errors |", "|---|---|---|---|"]
           + [f"| {c} | {f['throughput_per_s']:.2f} | {f['full_answer_p50'] or 0:.2f} s | "
              f"{len(f['failures'])} |" for c, f in figures.get("compared", {}).items()]
