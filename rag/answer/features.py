@@ -40,6 +40,18 @@ _NUMBER = re.compile(r"\b\d[\d,.]*\b")
 _WORD = re.compile(r"[\w][\w'’.,%-]*[\w%]|\w")
 
 
+_DEMONYM = re.compile(r"(?:ese|ian|an|ish|i)$")
+
+
+def mentions(name: str, text: str) -> bool:
+    """Does the lower-cased text mention the (lower-cased) name, or for an adjective of a place
+    ("chinese", "russian", "israeli") the place ("china", "russia", "israel")?"""
+    if name in text:
+        return True
+    root = _DEMONYM.sub("", name)
+    return root != name and len(root) >= 4 and root in text
+
+
 @dataclass
 class Candidate:
     """What the features need of a sentence: its text, its passage and its place in it."""
@@ -130,7 +142,7 @@ def features(question: str, candidates: list[Candidate], idf: Idf | None = None)
             sum(local_idf[t] for t in local_idf if t in held[i]) / total_idf,
             coverage[i],
             float(rarest in held[i]) if rarest is not None else 0.0,
-            sum(n in text for n in q_names) / len(q_names) if q_names else 1.0,
+            sum(mentions(n, text) for n in q_names) / len(q_names) if q_names else 1.0,
             sum(n in c.text for n in q_numbers) / len(q_numbers) if q_numbers else 1.0,
             float(kind != "other"),
             typed[i],
@@ -200,7 +212,7 @@ def refusal_features(question: str, candidates: list[Candidate], x: np.ndarray, 
     # countries" for the name another sentence of the passage spells out
     q_names = [n.lower() for n in names(question, sentence_starts=False)]
     window = " ".join(c.text for c in candidates if c.passage == candidates[best].passage).lower()
-    names_near = sum(n in window for n in q_names) / len(q_names) if q_names else 1.0
+    names_near = sum(mentions(n, window) for n in q_names) / len(q_names) if q_names else 1.0
     weights = (idf(asked) if idf is not None and asked else None) or {t: 1.0 for t in asked}
     total = sum(weights.values()) or 1.0
     absent_idf = sum(v for t, v in weights.items() if t not in held) / total
