@@ -55,6 +55,8 @@ class CachedEmbedder:
             self.dirty = True
         return np.stack([self.cache[k] for k in keys])
 
+    encode_recurring = encode  # the reader embeds its candidate sentences through this one
+
     def save(self) -> None:
         if self.dirty:
             keys = list(self.cache)
@@ -63,9 +65,10 @@ class CachedEmbedder:
 
 def refusal_row(question: str, passages, reader, model) -> list[float]:
     _, rows = reader.candidates(question, passages)
-    x = ft.features(question, rows)
-    fused = ft.fused_scores(question, rows, model) if rows else np.zeros(0)
-    return ft.refusal_features(question, rows, x, fused, bool(missing_names(question, passages)))
+    x = ft.features(question, rows, reader.idf)
+    fused = ft.fused_scores(question, rows, model, x) if rows else np.zeros(0)
+    return ft.refusal_features(question, rows, x, fused, bool(missing_names(question, passages)),
+                               reader.idf)
 
 
 def main() -> int:
@@ -98,7 +101,7 @@ def main() -> int:
         retrieved[item.id] = deeper
         _, rows = reader.candidates(item.question, deeper[:k])
         if rows:
-            x = ft.features(item.question, rows)
+            x = ft.features(item.question, rows, reader.idf)
             y = np.array([ev.contains_gold(r.text, item.answers) for r in rows], dtype=int)
             data[split[item.title]].append((item, rows, x, y))
         if n % 200 == 0:
@@ -119,7 +122,7 @@ def main() -> int:
         for item, rows, x, y in data[half]:
             total += 1
             dense += y[int(np.argmax(x[:, 0]))]
-            fused += y[int(np.argmax(ft.fused_scores(item.question, rows, model)))]
+            fused += y[int(np.argmax(ft.fused_scores(item.question, rows, model, x)))]
         print(f"{half}: top sentence holds the gold text: dense {100 * dense / total:.1f} %, "
               f"fused {100 * fused / total:.1f} % ({total} questions with candidates)")
     print("weights:", dict(zip(ft.FEATURES, np.round(clf.coef_[0], 2).tolist())))

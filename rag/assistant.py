@@ -195,7 +195,17 @@ class Assistant:
             evidence_sentences=self.settings.evidence_sentences,
             max_new_tokens=self.settings.max_new_tokens,
             ranking=self.settings.sentence_ranking,
+            learnt_refusal=self.settings.refusal == "learnt",
+            idf=self._collection_idf,
         )
+
+    def _collection_idf(self, terms):
+        """The terms' IDF over the indexed chunks, or None before there is an index to count in."""
+        index = self._index
+        if index is None:
+            return None
+        lexical = index.lexical()
+        return lexical.idf(terms) if len(lexical) else None
 
     # -- index ----------------------------------------------------------------------------
     @property

@@ -142,6 +142,10 @@ class Settings:
     sentence_ranking: str = _opt(
         "dense", "How the reader ranks candidate sentences: dense (the embedding cosine) or fused "
         "(signals fitted on XQuAD's tune half; better on held-out articles, opt-in for now).")
+    refusal: str = _opt(
+        "threshold", "How the reader decides that the documents do not answer: threshold (the "
+        "dense cosine's min_score and the name check) or learnt (a classifier over the ranking's "
+        "signals, calibrated on XQuAD's tune half's constructed unanswerables).")
     max_question_chars: int = _opt(1000, "Longer questions are cut to this many characters.")
     max_document_mb: int = _opt(
         50, "Larger files are refused with a message, before they are read, and so are documents "
@@ -234,6 +238,8 @@ class Settings:
             raise ValueError("ocr_languages must be tesseract language codes joined by +, like eng+deu")
         if self.sentence_ranking not in ("dense", "fused"):
             raise ValueError("sentence_ranking must be dense or fused")
+        if self.refusal not in ("threshold", "learnt"):
+            raise ValueError("refusal must be threshold or learnt")
         if self.answer_style not in ("auto", "compact", "full"):
             raise ValueError(f"answer_style must be auto, compact or full, not {self.answer_style!r}")
         if self.llamacpp_weights not in ("auto", "shipped", "f16", "bf16", "q8_0"):

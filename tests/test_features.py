@@ -44,7 +44,29 @@ def test_features_reward_the_sentence_with_the_asked_type_and_the_rare_words():
     # a swapped-in name no sentence holds is seen
     swapped = "In which city did Putin meet Erdogan?"
     other = ft.refusal_features(swapped, candidates, ft.features(swapped, candidates), fused, missing=False)
-    assert other[-1] == 1.0 and row[-1] == 0.0
+    absent = ft.REFUSAL_FEATURES.index("absent_name")
+    assert other[absent] == 1.0 and row[absent] == 0.0
+
+
+def test_rare_words_are_counted_by_the_collection_idf():
+    from rag.store.lexical import Bm25, tokenize
+
+    collection = Bm25.build(enumerate([
+        "Putin met Xi in Beijing.", "Putin spoke in Moscow.", "Putin and Xi met.", "The Kremlin said so.",
+    ]))
+    idf = collection.idf(tokenize("Putin Beijing Ulaanbaatar"))
+    putin, beijing, unseen = (idf[t] for t in tokenize("Putin Beijing Ulaanbaatar"))
+    assert beijing > putin > 0 and unseen == beijing  # a term no chunk holds counts as seen once
+    question = "Was Putin in Beijing?"
+    candidates = [ft.Candidate("Putin travelled.", 0, 0, 0.5), ft.Candidate("He went to Beijing.", 0, 1, 0.5)]
+    col = ft.FEATURES.index("collection_idf")
+    by_collection = ft.features(question, candidates, collection.idf)[:, col]
+    assert by_collection[1] > by_collection[0]  # Beijing is the rarer word in the collection
+    rarest = ft.FEATURES.index("rarest_word")
+    assert ft.features(question, candidates, collection.idf)[:, rarest].tolist() == [0.0, 1.0]
+    # without a collection, the candidates themselves are counted: both words equally rare
+    by_candidates = ft.features(question, candidates)[:, col]
+    assert by_candidates[0] == by_candidates[1]
 
 
 def test_weights_fitted_on_other_features_are_not_used(tmp_path):

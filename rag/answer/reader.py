@@ -28,6 +28,7 @@ from ..schema import Answer, Evidence, Passage, final_answer
 from ..text import CONNECTORS, QUESTION_WORDS, STOP_WORDS, names, split_sentences, stem, words
 from .features import (
     Candidate,
+    Idf,
     features,
     fused_scores,
     load_model,
@@ -148,6 +149,7 @@ class GroundedReader:
         max_new_tokens: int = 24,
         learnt_refusal: bool = False,
         ranking: str = "dense",
+        idf: Idf | None = None,
     ):
         self.embedder = embedder
         self.generator = generator
@@ -162,6 +164,9 @@ class GroundedReader:
         """`fused`: the fitted signals (features.py) rank the sentences; `dense`: the cosine alone.
         Fused is better on the held-out XQuAD articles but loses a seed-article question, so it
         is opt-in until it holds both (docs/EVALUATION.md, reader-fit)."""
+        self.idf = idf
+        """The collection's IDF of terms (the index's BM25 statistics), for the question's rare
+        words; None: counted over the candidate sentences."""
         self.learnt_refusal = learnt_refusal
         """Refuse by the fitted classifier instead of `min_score`. Off: calibrated on XQuAD's
         encyclopedia sentences, it refuses seed-article questions whose short news sentences
@@ -207,17 +212,18 @@ class GroundedReader:
         missing = bool(missing_names(question, passages))
         if not candidates:
             return [], np.zeros(0), True
-        model = load_model() if self.ranking == "fused" else None
-        if model is None:
-            fused = np.array([c.score for c in candidates])
-            refuse = missing or fused.max() < self.min_score
-        else:
-            x = features(question, rows)
-            fused = fused_scores(question, rows, model, x)
-            refuse = missing or max(c.score for c in candidates) < self.min_score
+        model = load_model() if self.ranking == "fused" or self.learnt_refusal else None
+        dense = np.array([c.score for c in candidates])
+        refuse = missing or dense.max() < self.min_score
+        fused = dense
+        if model is not None:
+            x = features(question, rows, self.idf)
+            scores = fused_scores(question, rows, model, x)
+            if self.ranking == "fused":
+                fused = scores
             if self.learnt_refusal and "refusal" in model:
-                p = unanswerable_probability(refusal_features(question, rows, x, fused, missing), model)
-                refuse = missing or p > model["refusal"]["threshold"]
+                row = refusal_features(question, rows, x, scores, missing, self.idf)
+                refuse = missing or unanswerable_probability(row, model) > model["refusal"]["threshold"]
         order = [int(i) for i in np.argsort(-fused, kind="stable")]
         # A date line is no sentence of the text, and none was in the data the weights were
         # fitted on: it keeps its place by the dense cosine, first only when closest of all.
@@ -288,7 +294,8 @@ class GroundedReader:
                 text = self.check(question, "".join(pieces), evidence) or ""
                 method = "generated" if text else method
         if not text:
-            if top < self.fallback_min_score and coverage(question, best.text) < 0.5:
+            if (not self.learnt_refusal and top < self.fallback_min_score
+                    and coverage(question, best.text) < 0.5):
                 yield self._refusal(question, passages)
                 return
             text = self.extractive(best)

@@ -222,6 +222,11 @@ def merge(name: str, segments: list[Segment]) -> Segment:
                               np.concatenate(counts or [_EMPTY_TFS])[by_key])
 
 
+def bm25_idf(n_docs: int, df: int) -> float:
+    """Lucene's BM25 IDF (as bm25s): never negative, even for a term in most documents."""
+    return math.log(1 + (n_docs - df + 0.5) / (df + 0.5))
+
+
 def _weight(idf: float, tfs: np.ndarray, lengths: np.ndarray, base: float,
             per_length: float) -> np.ndarray:
     """A term's BM25 contribution (Lucene variant) to chunks of these term frequencies and lengths."""
@@ -330,6 +335,16 @@ class Bm25:
         return sum(s.dead_count for s in self.segments) / rows if rows else 0.0
 
     # -- queries -------------------------------------------------------------------------
+    def idf(self, terms: Iterable[str]) -> dict[str, float]:
+        """Each (tokenized) term's BM25 IDF over the whole collection, as `search` weighs it; a
+        term no chunk holds gets the IDF of a term seen once (rare, not infinitely so)."""
+        n_docs = len(self)
+        out = {}
+        for term in set(terms):
+            df = max(1, sum(len(s.postings(term)[0]) for s in self.segments))
+            out[term] = bm25_idf(max(n_docs, df), df)
+        return out
+
     def search(self, query: str, k: int) -> list[tuple[int, float]]:
         """(chunk id, BM25 score) for the k best chunks with a positive score."""
         n_docs = len(self)  # flushes the pending chunks
@@ -343,7 +358,7 @@ class Bm25:
             postings = [s.postings(term) for s in self.segments]
             df = sum(len(rows) for rows, _ in postings)
             if df:
-                plan.append((times * math.log(1 + (n_docs - df + 0.5) / (df + 0.5)), postings))
+                plan.append((times * bm25_idf(n_docs, df), postings))
         plan.sort(key=lambda p: -p[0])
         scores = [_segment_scores(s, [(idf, post[i]) for idf, post in plan], k, k1 * (1 - b),
                                   k1 * b / avgdl) for i, s in enumerate(self.segments)]
