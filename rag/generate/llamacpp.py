@@ -52,14 +52,13 @@ class LlamaCppGenerator(Generator):
         self.name = name
         sizes = {"n_batch": batch, "n_ubatch": batch} if batch else {}  # llama.cpp's default: 512
         self.threads = threads
-        self.llm = Llama(model_path=str(gguf), n_ctx=context, n_threads=threads,
-                         n_threads_batch=threads, n_gpu_layers=0, verbose=False, **sizes)
-        self._free: queue.Queue[Any] = queue.Queue()
-        self._free.put(self.llm)
         # further contexts are made when a second answer first finds none free: a lone user's
         # cold start loads one
         self._make = lambda: Llama(model_path=str(gguf), n_ctx=context, n_threads=threads,
                                    n_threads_batch=threads, n_gpu_layers=0, verbose=False, **sizes)
+        self.llm = self._make()
+        self._free: queue.Queue[Any] = queue.Queue()
+        self._free.put(self.llm)
         self._made = 1
         self._making = threading.Lock()
         self.replicas = replicas
