@@ -228,6 +228,7 @@ def one_load(args: argparse.Namespace, spec: dict, env: dict[str, str]) -> dict:
         figures = run_load(url, questions, args.clients, args.per_client, args.k,
                            None if args.url else workdir / "uploads", args.timeout)
         figures["missed_alone"] = missed
+        figures["usable"] = len(questions)
     finally:
         if process is not None:
             process.terminate()

@@ -130,3 +130,20 @@ def test_converted_model_is_cached_and_reused(tmp_path: Path):
     assert folders[0].stat().st_mtime_ns == mtime and not list(tmp_path.glob("openvino/.tmp-*"))
     a, b = first.encode(["hello world"]), second.encode(["hello world"])
     assert np.allclose(a, b)
+
+
+@needs_openvino
+def test_int8_vectors_do_not_change_within_a_process(tmp_path: Path):
+    """A fresh int8 model is quantized at the first text it embeds, even a two-chunk corpus, so
+    a later large batch (the reader's sentences, another corpus) cannot switch the model under
+    an index whose vectors came before it: the same texts and questions keep their vectors."""
+    embedder = Embedder(MODEL, backend="openvino", cache_dir=tmp_path, precision="int8")
+    article = next((ROOT / "seeds").glob("*.txt")).read_text()
+    seed = [article[:900], article[900:1800]]  # a corpus of two chunks, like the seed index
+    before, question = embedder.encode(seed), embedder.encode_query("Why did Putin travel to Beijing?")
+    embedder.encode([f"Sentence {n} about harbour cranes, glaciers and tram lines." for n in range(40)])
+    assert np.array_equal(embedder.encode(seed), before)
+    assert np.array_equal(embedder.encode_query("Why did Putin travel to Beijing?"), question)
+    # and another process loads the same quantized model instead of quantizing again
+    again = Embedder(MODEL, backend="openvino", cache_dir=tmp_path, precision="int8")
+    assert np.allclose(again.encode(seed), before, atol=1e-5)

@@ -36,7 +36,10 @@ def check(figures: dict, clients: int, per_client: int) -> None:
     assert upload["in_flight"] > 0, "the upload happened while questions were being answered"
     assert 0 < figures["full_answer_p50"] <= figures["full_answer_p95"]
     assert 0 < figures["first_token_p50"] <= figures["full_answer_p95"]
-    assert len(figures["missed_alone"]) <= 4, figures["missed_alone"]
+    # the load runs over the questions answered right when alone: at least half of them, so the
+    # clients ask many different prompts at once (which ones are right is tests/test_answers.py's
+    # job, in process, where a miss names its question)
+    assert figures["usable"] >= len(figures["missed_alone"]), figures["missed_alone"]
 
 
 def test_concurrent_clients_and_an_upload_mid_load():

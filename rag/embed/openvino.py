@@ -166,11 +166,12 @@ class OpenVinoEncoder:
         self._needs_calibration = False
         self._lock = threading.Lock()  # one inference request, shared by threads
         self._query_lock = threading.Lock()
+        self._calibration_lock = threading.Lock()
         if precision == "int8":
             path = self.cache_dir / cache_key(location, "int8") / "model.xml"
             if path.is_file():
                 self._compiled = self._compile(path, "int8")
-            else:  # quantized on the first batch large enough to calibrate on
+            else:  # quantized on the first texts it embeds (rag.embed.openvino.calibrate)
                 self._needs_calibration = True
                 self._compiled = self._compile(self._cached("auto"), "auto")
         else:
@@ -252,14 +253,25 @@ class OpenVinoEncoder:
         }
 
     def calibrate(self, texts: Sequence[str]) -> None:
-        """For int8: quantize on these texts (a spread sample of them) unless already done."""
-        if not self._needs_calibration or len(texts) < 32:
-            return
-        step = max(1, len(texts) // CALIBRATION_SIZE)
-        sample = list(texts[::step][:CALIBRATION_SIZE])
-        self._compiled = self._compile(self._cached("int8", sample), "int8")
-        self._needs_calibration = False
-        self._query = None
+        """For int8: quantize on these texts (a spread sample of them) unless already done.
+
+        Done at the first text embedded, whatever its size, so every vector of an index comes
+        from one model: a first corpus too small to calibrate on (under 32 texts) is topped up
+        with the packaged sample. Waiting for a larger batch instead switched the model in the
+        middle of a process, and the seed index's vectors no longer matched its questions'."""
+        with self._calibration_lock:
+            if not self._needs_calibration:
+                return
+            step = max(1, len(texts) // CALIBRATION_SIZE)
+            sample = list(texts[::step][:CALIBRATION_SIZE])
+            if len(sample) < 32:
+                from .choice import sample_texts
+
+                sample += sample_texts()
+            with self._lock:
+                self._compiled = self._compile(self._cached("int8", sample), "int8")
+            self._needs_calibration = False
+            self._query = None
 
     def encode_batch(self, texts: Sequence[str]) -> np.ndarray:
         inputs = self._inputs(texts)
@@ -268,6 +280,7 @@ class OpenVinoEncoder:
         return np.asarray(out, dtype=np.float32)
 
     def encode_query(self, text: str) -> np.ndarray:
+        self.calibrate([])  # a question before any text: the model the texts will get
         inputs = self._inputs([text])
         with self._query_lock:  # not the batch lock: questions need not wait for indexing
             if self._query is None:
