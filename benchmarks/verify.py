@@ -34,7 +34,7 @@ import evalkit
 import numpy as np
 import perfkit
 
-from rag.answer.verify import Verifier, facts
+from rag.answer.verify import Verifier, facts, holds_facts
 from rag.evaluate import _new_assistant
 from rag.text import names, split_sentences, words
 
@@ -73,10 +73,13 @@ def states_unheld(question: str, context: str) -> bool:
     """Does the question state a figure or a name the paragraph does not hold (as "Super Bowl
     50" for a paragraph that says "the game")? Its template claim would then say something the
     paragraph does not, and labelling it supported would be wrong. Whole words and whole
-    figures: "US" is not held by "USSR", nor "15" by "1517"."""
+    figures: "US" is not held by "USSR", nor "15" by "1517"; a count in words ("the two
+    principal groups") is held as the verifier holds it, in words or digits."""
     lower = context.lower()
+    counted = [f for f in facts(question) if not f[0].isdigit() and f.lower() == f]  # "two"
     return (any(not re.search(rf"(?<![\d.,]){n}(?![\d]|[.,]\d)", context)
                 for n in re.findall(r"\d+(?:[.,]\d+)*", question))
+            or not holds_facts(counted, context)
             or any(not re.search(rf"\b{re.escape(n.lower())}\b", lower)
                    for n in names(question, sentence_starts=False)))
 
@@ -188,7 +191,8 @@ def main() -> int:
              "Each sentence of a full answer is kept only when a window of a passage holds its "
              "numbers, dates and names as written (and the cited passage, anywhere in it, puts no "
              "other name or figure in their place: between the same neighbouring words), enough "
-             "of its content words, and is similar enough by the "
+             "of its content words, negates only what the window negates (the same word, or "
+             "words the window does not use: a paraphrase), and is similar enough by the "
              "embedding model (rag/answer/verify.py). Built from XQuAD as described in "
              "benchmarks/verify.py.", "",
              f"Verifier on XQuAD claims ({len(rows)} claims from {len(set(a for a, *_ in rows))} "

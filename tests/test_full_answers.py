@@ -15,7 +15,7 @@ import pytest
 
 from rag import Assistant
 from rag.answer import REFUSAL
-from rag.answer.verify import Verifier, changed_in_place, clean, facts, holds_facts
+from rag.answer.verify import Verifier, changed_in_place, clean, facts, holds_facts, negation_held
 from rag.schema import Answer, Passage
 from tests.replay_server import ReplayServer
 
@@ -164,6 +164,7 @@ def test_names_and_figures_as_written():
     # an opening plain word is no name; the rest of its run is
     assert facts("Despite the cold, Putin arrived.") == ["Putin"]
     assert facts("Teachers in Wales are younger.", {"teachers"}) == ["Wales"]
+    assert facts("Developments in botany shaped medicine.", {"development"}) == []  # same stem
     assert holds_facts(["nine"], "He met 9 leaders.") and holds_facts(["9"], "He met nine leaders.")
     assert holds_facts(["9"], "They faced 3rd-and-9.") and not holds_facts(["9"], "It ended 23-19.")
     assert holds_facts(["Panther"], "The Panthers' defense") and not holds_facts(["Medvedev"], "Putin")
@@ -197,6 +198,16 @@ HISTORY = ("The historian Fred Anderson suggests that Tanaghrisson wanted the su
 ])
 def test_role_swap_seen_across_the_passage(verifier, claim, ok):
     assert verifier.check(claim, _passages(HISTORY)).supported is ok
+
+
+def test_negation_as_the_passage_words_it():
+    passage = "Fresno is the largest U.S. city not directly linked to an Interstate highway."
+    # the same statement in other words keeps its "not"; a "not" the passage does not have, or
+    # the passage's own words stated without theirs, is a flip
+    assert negation_held("Fresno is the largest city not connected to an interstate highway.", passage)
+    assert not negation_held("Fresno is not the largest U.S. city.", passage)
+    assert not negation_held("Fresno is the largest city not linked to a highway.",
+                             "Fresno is the largest city linked to a highway.")
 
 
 def test_clean_and_facts():

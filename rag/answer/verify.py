@@ -42,6 +42,19 @@ _NEGATED = re.compile(r"(?:\b(?:not|never|no|without)|n't)[\s,]+(\w+)", re.IGNOR
 def negations(text: str) -> set[str]:
     """What is negated: the stem of the word after each "not", "never", "n't"."""
     return {stem(w) for w in _NEGATED.findall(text)}
+
+
+def negation_held(sentence: str, window: str) -> bool:
+    """Does the window negate what the sentence negates? The same word negated, or, for a word
+    the window does not use at all, some negation in it (a paraphrase: "not connected" for "not
+    directly linked"). A word the window states without a negation is the flip this catches."""
+    wanted = negations(sentence) - negations(window)
+    if not wanted:
+        return True
+    if not _NEGATED.search(window):
+        return False
+    used = {stem(w) for w in words(window)}
+    return not (wanted & used)
 REFUSAL_PHRASES = re.compile(
     r"\b(?:documents?|passages?|sources?|context)\b[^.]{0,40}\b(?:do(?:es)?n[o']t|do(?:es)? not|"
     r"never)\b[^.]{0,20}\b(?:say|contain|hold|mention|answer|provide|include)", re.IGNORECASE)
@@ -99,15 +112,22 @@ def facts(sentence: str, common: frozenset[str] | set[str] = frozenset()) -> lis
         if name in inside or name in found:
             continue
         parts = name.split()
-        first = parts[0].lower()
-        if first in STOP_WORDS or first in OPENERS or first in common:
-            while parts and (parts[0].lower() in STOP_WORDS or parts[0].lower() in OPENERS
-                             or parts[0].lower() in common):
+        if _plain(parts[0], common):
+            while parts and _plain(parts[0], common):
                 parts.pop(0)
             name = " ".join(parts)
         if name and name not in found:
             found.append(name)
     return found + [n for n in inside if n not in found]
+
+
+def _plain(word: str, common: frozenset[str] | set[str]) -> bool:
+    """A capitalised word that opens a sentence and is no name: a stop word, a usual opener, or
+    a word the passages write in lower case, in any form ("Developments" where they say
+    "development": the same crude stem)."""
+    lower = word.lower()
+    return (lower in STOP_WORDS or lower in OPENERS or lower in common
+            or (len(lower) >= 5 and any(stem(c) == stem(lower) and len(c) >= 5 for c in common)))
 
 
 def lower_words(text: str) -> set[str]:
@@ -278,7 +298,7 @@ class Verifier:
         if not candidates:
             return False
         main = max(candidates, key=lambda w: word_share(text, w.text))
-        return negations(text) <= negations(main.text)
+        return negation_held(text, main.text)
 
     def prepare(self, passages: list[Passage]) -> None:
         key = tuple(p.chunk_id for p in passages) + (hash(tuple(p.text for p in passages)),)
@@ -295,14 +315,13 @@ class Verifier:
         if not windows or self._vectors is None:
             return []
         wanted = facts(text, self._common)
-        negated = negations(text)
         figures = [f for f in wanted if _is_figure(f)]
         eligible = [i for i in windows
                     if holds_facts(figures, self._windows[i].text)
                     and holds_facts(wanted, self._windows[i].around)
                     and self._placed(wanted, text, i)
                     and word_share(text, self._windows[i].text) >= self.min_word_share
-                    and negated <= negations(self._windows[i].text)]
+                    and negation_held(text, self._windows[i].text)]
         if not eligible:
             return []
         vector = self.embedder.encode([text])[0]
