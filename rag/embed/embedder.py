@@ -92,7 +92,7 @@ class Embedder:
         Texts are batched by length (longest first), as `SentenceTransformer.encode` does
         within one call, so little time goes into padding."""
         out = np.zeros((len(texts), self.dimension), dtype=np.float32)
-        self.encoder.calibrate(texts)  # int8 only, once: quantized on the corpus' own chunks
+        self.encoder.calibrate(texts)  # int8 only, once: quantized on these texts and a fixed sample
         order = sorted(range(len(texts)), key=lambda i: -len(texts[i]))
         for start in range(0, len(texts), self.batch_size):
             rows = order[start:start + self.batch_size]

@@ -35,7 +35,7 @@ log = logging.getLogger(__name__)
 PRECISIONS = ("auto", "f32", "bf16", "int8")
 """auto: OpenVINO's default for the CPU (bf16 where it has bf16 units, else f32); the Embedder
 never passes auto (it measures and passes what it chose, rag.embed.choice). int8: static
-quantization with nncf, calibrated on the first chunks the model embeds."""
+quantization with nncf, calibrated on the first chunks the model embeds and a fixed sample."""
 CALIBRATION_SIZE = 300
 FORMAT = 1  # bump when the exported graph changes
 
@@ -256,18 +256,20 @@ class OpenVinoEncoder:
         """For int8: quantize on these texts (a spread sample of them) unless already done.
 
         Done at the first text embedded, whatever its size, so every vector of an index comes
-        from one model: a first corpus too small to calibrate on (under 32 texts) is topped up
-        with the packaged sample. Waiting for a larger batch instead switched the model in the
-        middle of a process, and the seed index's vectors no longer matched its questions'."""
+        from one model; the packaged sample (~50 paragraphs of varied prose) always joins the
+        corpus' texts, so neither a two-chunk corpus nor an odd first one (a generated test
+        library) sets the ranges for every later collection alone. Waiting for a batch of 32
+        instead switched the model in the middle of a process, and the seed index's vectors no
+        longer matched its questions'."""
+        if not self._needs_calibration:
+            return
         with self._calibration_lock:
-            if not self._needs_calibration:
+            if not self._needs_calibration:  # another thread did it meanwhile
                 return
             step = max(1, len(texts) // CALIBRATION_SIZE)
-            sample = list(texts[::step][:CALIBRATION_SIZE])
-            if len(sample) < 32:
-                from .choice import sample_texts
+            from .choice import sample_texts
 
-                sample += sample_texts()
+            sample = list(texts[::step][:CALIBRATION_SIZE]) + sample_texts()
             with self._lock:
                 self._compiled = self._compile(self._cached("int8", sample), "int8")
             self._needs_calibration = False

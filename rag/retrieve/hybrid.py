@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import AbstractContextManager
 from typing import Any
 
@@ -41,14 +42,25 @@ class HybridRetriever(Retriever):
         self.label = f"hybrid BM25 + dense {embedder.model_id.rsplit('/', 1)[-1]} ({fusion}{weight})"
 
     def run(self, query: str, k: int, where: Where | None = None) -> list[Passage]:
-        vector = self.embedder.encode_query(query)
+        """The keyword search needs no vector: it runs on a second thread while the question is
+        embedded and the vectors searched (OpenVINO, FAISS and a Milvus call release the GIL),
+        under the one index lock so both see the same index. At 1M chunks the keyword search
+        is the longest step (benchmarks/million.py)."""
         index = self._index()
         n = max(k, self.candidates)
         with self._lock:
-            dense = index.nearest(vector, n, where)
-            lexical = index.keywords(query, n, where)
-            fused = fuse(dense, lexical, self.fusion, self.dense_weight, self.rrf_k)
+            lexical = _KEYWORDS.submit(index.keywords, query, n, where)
+            try:
+                vector = self.embedder.encode_query(query)
+                dense = index.nearest(vector, n, where)
+            finally:
+                keywords = lexical.result()
+            fused = fuse(dense, keywords, self.fusion, self.dense_weight, self.rrf_k)
             return [index.passage(cid, score) for cid, score in fused[:k]]
+
+
+_KEYWORDS = ThreadPoolExecutor(max_workers=2, thread_name_prefix="rag-keywords")
+"""One keyword search at a time per index (its lock); a second worker for another collection's."""
 
 
 def fuse(
