@@ -55,6 +55,8 @@ def negation_held(sentence: str, window: str) -> bool:
         return False
     used = {stem(w) for w in words(window)}
     return not (wanted & used)
+
+
 REFUSAL_PHRASES = re.compile(
     r"\b(?:documents?|passages?|sources?|context)\b[^.]{0,40}\b(?:do(?:es)?n[o']t|do(?:es)? not|"
     r"never)\b[^.]{0,20}\b(?:say|contain|hold|mention|answer|provide|include)", re.IGNORECASE)
