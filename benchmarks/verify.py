@@ -73,13 +73,13 @@ def states_unheld(question: str, context: str) -> bool:
     """Does the question state a figure or a name the paragraph does not hold (as "Super Bowl
     50" for a paragraph that says "the game")? Its template claim would then say something the
     paragraph does not, and labelling it supported would be wrong. Whole words and whole
-    figures: "US" is not held by "USSR", nor "15" by "1517"; a count in words ("the two
-    principal groups") is held as the verifier holds it, in words or digits."""
+    figures: "US" is not held by "USSR", nor "15" by "1517"; a number or month in words ("the
+    two principal groups") is held as the verifier holds it (a count in words or digits)."""
     lower = context.lower()
-    counted = [f for f in facts(question) if not f[0].isdigit() and f.lower() == f]  # "two"
+    in_words = [f for f in facts(question) if not f[0].isdigit() and f.lower() == f]  # "two", "march"
     return (any(not re.search(rf"(?<![\d.,]){n}(?![\d]|[.,]\d)", context)
                 for n in re.findall(r"\d+(?:[.,]\d+)*", question))
-            or not holds_facts(counted, context)
+            or not holds_facts(in_words, context)
             or any(not re.search(rf"\b{re.escape(n.lower())}\b", lower)
                    for n in names(question, sentence_starts=False)))
 

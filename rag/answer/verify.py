@@ -128,8 +128,10 @@ def _plain(word: str, common: frozenset[str] | set[str]) -> bool:
     a word the passages write in lower case, in any form ("Developments" where they say
     "development": the same crude stem)."""
     lower = word.lower()
-    return (lower in STOP_WORDS or lower in OPENERS or lower in common
-            or (len(lower) >= 5 and any(stem(c) == stem(lower) and len(c) >= 5 for c in common)))
+    if lower in STOP_WORDS or lower in OPENERS or lower in common:
+        return True
+    root = stem(lower)
+    return len(lower) >= 5 and any(len(c) >= 5 and stem(c) == root for c in common)
 
 
 def lower_words(text: str) -> set[str]:
