@@ -195,6 +195,7 @@ class Assistant:
             evidence_sentences=self.settings.evidence_sentences,
             max_new_tokens=self.settings.max_new_tokens,
             ranking=self.settings.sentence_ranking,
+            copy=self.settings.short_answers == "copy",
             learnt_refusal=self.settings.refusal == "learnt",
             idf=self._collection_idf,
         )

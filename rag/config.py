@@ -101,7 +101,9 @@ class Settings:
     rerank: int = _opt(0, "Re-score the top N passages by their best sentence (0: off; docs/EVALUATION.md).")
     min_score: float = _opt(0.36, "Refuse when the best evidence sentence is less similar than this.")
     fallback_min_score: float = _opt(
-        0.49, "When the generated answer fails the check, answer with the best sentence only above this."
+        0.49, "Answer with the best sentence only when it is at least this similar or holds half of "
+        "the question's words (short_answers=copy: always; free: when the model's reply fails the "
+        "check); otherwise refuse."
     )
     generator: str = _opt(DEFAULT_GENERATOR,
                           "smollm2 (the packaged GGUF, through llama.cpp when llama-cpp-python is "
@@ -127,10 +129,10 @@ class Settings:
         "auto (bfloat16 where the CPU has bf16 units: faster prompt reading), float32 or bfloat16.",
     )
     answer_style: str = _opt(
-        "auto", "compact (two evidence sentences, a few words: for tiny models), full (the passages "
-        "in full, several cited sentences, each checked against its source) or auto (compact for "
-        "the packaged SmolLM2 and small local models, full for chat backends and local models of "
-        "at least full_min_parameters).")
+        "auto", "compact (the best sentence, a short answer copied out of it: for tiny models), full "
+        "(the passages in full, several cited sentences, each checked against its source) or auto "
+        "(compact for the packaged SmolLM2 and small local models, full for chat backends and "
+        "local models of at least full_min_parameters).")
     max_answer_tokens: int = _opt(512, "Upper bound on generated tokens of a full answer.")
     full_min_parameters: float = _opt(
         1.0e9, "answer_style=auto: local models with at least this many parameters get the full style.")
@@ -140,8 +142,15 @@ class Settings:
     max_new_tokens: int = _opt(24, "Upper bound on generated tokens per answer (a few words are asked).")
     evidence_sentences: int = _opt(2, "Sentences of evidence given to the generator.")
     sentence_ranking: str = _opt(
-        "dense", "How the reader ranks candidate sentences: dense (the embedding cosine) or fused "
-        "(signals fitted on XQuAD's tune half; better on held-out articles, opt-in for now).")
+        "fused", "How the reader ranks candidate sentences: fused (signals fitted on XQuAD's tune "
+        "half: the dense cosine, BM25, rare words, names, numbers, answer type, neighbours) or "
+        "dense (the embedding cosine alone).")
+    short_answers: str = _opt(
+        "copy", "How the in-process generator writes the short answer: copy (the answer is the best "
+        "sentence; for a what/which/why question the model's decoding is masked so that it can only "
+        "copy a span of it, the short answer; numbers, dates, names and places are found by the "
+        "typed rules) or free (a few words of its own from the two best sentences, kept when every "
+        "word is in them). Served models always write freely.")
     refusal: str = _opt(
         "threshold", "How the reader decides that the documents do not answer: threshold (the "
         "dense cosine's min_score and the name check) or learnt (a classifier over the ranking's "
@@ -236,6 +245,8 @@ class Settings:
             raise ValueError("dense_weight must be between 0 and 1")
         if not re.fullmatch(r"[A-Za-z_]+(\+[A-Za-z_]+)*", self.ocr_languages):
             raise ValueError("ocr_languages must be tesseract language codes joined by +, like eng+deu")
+        if self.short_answers not in ("copy", "free"):
+            raise ValueError("short_answers must be copy or free")
         if self.sentence_ranking not in ("dense", "fused"):
             raise ValueError("sentence_ranking must be dense or fused")
         if self.refusal not in ("threshold", "learnt"):

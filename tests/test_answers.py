@@ -20,15 +20,14 @@ UNANSWERABLE = [q for q in QUESTIONS if not q["expect"] and not q.get("hard")]
 
 def test_question_set_is_big_enough():
     assert len(ANSWERABLE) >= 15 and len(UNANSWERABLE) >= 3
-    assert len(KNOWN_MISSES) <= 2
+    assert len(KNOWN_MISSES) <= 1
 
 
-# Known misses of the offline defaults, kept visible: the right sentence ranks below a
-# similar-sounding one (a paraphrase the small embedding model does not match). Hybrid
-# retrieval and a better reader are the next issue; when they pass, remove these marks.
+# Known misses of the offline defaults, kept visible: the right sentence ("Russia and China
+# enjoy 'unprecedented closeness'") ranks fourth by the fused signals, below sentences that
+# share more of the question's words. When the reader ranks it first, remove this mark.
 KNOWN_MISSES = {
     "How did Putin describe the relations between Russia and China?",
-    "What kind of mutual trust have the two countries enhanced?",
 }
 
 

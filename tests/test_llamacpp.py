@@ -52,10 +52,13 @@ def test_assistant_answers_and_refuses_through_llamacpp(settings_factory, assist
     own.__dict__["embedder"] = assistant.embedder
     asked = [item for item in ANSWERABLE if item["q"] not in KNOWN_MISSES][:8]
     answers = [own.ask(item["q"]) for item in asked]
-    for item, answer in zip(asked, answers):  # rag eval seed: the same 18 of 20 as the default
+    for item, answer in zip(asked, answers):  # rag eval seed: the same 19 of 20 as the default
         assert any(e.lower() in answer.text.lower() for e in item["expect"]), answer.text
         assert re.search(r"\[\d\]", answer.text), answer.text
-    assert sum(a.method == "generated" for a in answers) >= 3, "the model's own words are used"
+    generated = [a for a in answers if a.method == "generated"]
+    assert generated, "the model picks the short answer of some questions"
+    for answer in generated:  # masked decoding: what it picks is the sentence's own words
+        assert answer.short and answer.short in answer.text, (answer.short, answer.text)
     assert all(own.ask(item["q"]).refused for item in UNANSWERABLE)
 
 

@@ -49,6 +49,10 @@ def test_nothing_of_the_asked_kind_gives_none():
 def test_the_reader_headlines_typed_answers_only(assistant):
     from rag.answer.reader import GroundedReader
 
-    assert GroundedReader.short("Which city did Putin arrive in?", f"{PUTIN} [1]") == ""  # "other"
+    assert GroundedReader.short("Which city did Putin arrive in?", "", f"{PUTIN} [1]") == ""  # "other"
+    # the model's copied phrase headlines an "other" question; a typed one keeps its typed part
+    assert GroundedReader.short("Which games did Putin attend?", "2022 Winter Olympics",
+                                f"{PUTIN} [1]") == "2022 Winter Olympics"
+    assert GroundedReader.short("When did Putin arrive?", "", f"{PUTIN} [1]") == "Friday"
     answer = assistant.ask("Who did Putin meet in Beijing?")
     assert not answer.refused and answer.short and answer.short in answer.text

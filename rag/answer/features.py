@@ -43,13 +43,20 @@ _WORD = re.compile(r"[\w][\w'’.,%-]*[\w%]|\w")
 _DEMONYM = re.compile(r"(?:ese|ian|an|ish|i)$")
 
 
+def place_root(word: str) -> str | None:
+    """For what may be an adjective of a place ("chinese", "russian", "israeli"), the start of
+    the place's name ("chin", "russi", "israel"); None for other words."""
+    root = _DEMONYM.sub("", word)
+    return root if root != word and len(root) >= 4 else None
+
+
 def mentions(name: str, text: str) -> bool:
     """Does the lower-cased text mention the (lower-cased) name, or for an adjective of a place
     ("chinese", "russian", "israeli") the place ("china", "russia", "israel")?"""
     if name in text:
         return True
-    root = _DEMONYM.sub("", name)
-    return root != name and len(root) >= 4 and root in text
+    root = place_root(name)
+    return root is not None and root in text
 
 
 @dataclass

@@ -1,18 +1,21 @@
-"""The answer step: pick the evidence sentences, let the generator phrase a short answer from
-them alone, check the answer against them, and refuse when the documents do not hold it.
+"""The answer step: pick the evidence sentence, show it as the answer with the words that answer
+the question singled out (`Answer.short`), and refuse when the documents do not hold it.
 
-The sentences are ranked by the dense cosine, or (`RAG_SENTENCE_RANKING=fused`) by several
-signals fused with weights fitted on the tune half of XQuAD's articles (features.py: dense
-cosine, BM25 over the candidates, the question's rare words, names and numbers, the expected
-answer type, the neighbours); refusal is a classifier
-over the same ranking (best score, margin, type match, coverage, names), calibrated on
-constructed unanswerables (benchmarks/fit_reader.py), is available (`learnt_refusal`) but off:
-the dense cosine's threshold and the name check decide by default.
+The sentences are ranked by several signals fused with weights fitted on the tune half of
+XQuAD's articles (features.py: dense cosine, BM25 over the candidates, the question's rare
+words, names and numbers, the expected answer type, the neighbours), or by the dense cosine
+alone (`RAG_SENTENCE_RANKING=dense`). Refusal: the dense cosine's threshold and the name check,
+or a classifier over the same ranking (`RAG_REFUSAL=learnt`, calibrated on constructed
+unanswerables by benchmarks/fit_reader.py).
 
-A 135M-parameter model rambles on long contexts and answers from memory, so it sees only the
-two best sentences and is asked for a few words. Its reply is kept only when every content word
-it adds to the question is found in that evidence; otherwise the best sentence itself is the
-answer, and when the evidence is weak as well, the answer is a refusal.
+A 135M-parameter model rambles on long contexts, answers from memory and paraphrases, so it
+neither picks the sentence nor writes the answer. By default (`RAG_SHORT_ANSWERS=copy`) its
+decoding is masked so that it can only copy a span of the best sentence (rag/generate/copy.py):
+that span is the short answer of a what/which/why question, the typed rules (span.py) find a
+number, date, name or place. With `free` (and for a served model, whose decoding cannot be
+masked) it writes a few words of its own from the two best sentences; they are kept when every
+word it adds is in that evidence, and the answer shows the sentences it took them from.
+Either way every word shown as the answer is the documents' own.
 """
 from __future__ import annotations
 
@@ -24,6 +27,7 @@ import numpy as np
 
 from ..embed import Embedder
 from ..generate import Generator
+from ..generate.copy import Copy
 from ..schema import Answer, Evidence, Passage, final_answer
 from ..text import CONNECTORS, QUESTION_WORDS, STOP_WORDS, names, split_sentences, stem, words
 from .features import (
@@ -32,6 +36,7 @@ from .features import (
     features,
     fused_scores,
     load_model,
+    place_root,
     refusal_features,
     unanswerable_probability,
 )
@@ -62,11 +67,19 @@ def unsupported_words(answer: str, question: str, evidence: str) -> list[str]:
 
 
 def coverage(question: str, sentence: str) -> float:
-    """Share of the question's content words (crudely stemmed) that the sentence contains."""
-    asked = {stem(w) for w in words(question) if w not in STOP_WORDS and w not in QUESTION_WORDS}
+    """Share of the question's content words (crudely stemmed) that the sentence contains; an
+    adjective of a place counts when the sentence names the place ("Chinese" for "China")."""
+    asked = {w for w in words(question) if w not in STOP_WORDS and w not in QUESTION_WORDS}
     if not asked:
         return 0.0
-    return len(asked & {stem(w) for w in words(sentence)}) / len(asked)
+    said = words(sentence)
+    stems = {stem(w) for w in said}
+
+    def held(word: str) -> bool:
+        root = place_root(word)
+        return stem(word) in stems or (root is not None and any(w.startswith(root) for w in said))
+
+    return len({stem(w) for w in asked if held(w)}) / len({stem(w) for w in asked})
 
 
 def missing_names(question: str, passages: list[Passage]) -> list[str]:
@@ -109,6 +122,39 @@ def copied_sentence(draft: str, evidence: list[Evidence], min_words: int = 8) ->
     return None
 
 
+def holding(reply: str, evidence: list[Evidence]) -> list[Evidence]:
+    """The evidence sentences a checked reply was taken from: the one that holds most of its
+    words, and the next best too when the reply needs words only that one has. The answer shows
+    these sentences as written, so every word a person reads is the source's own; the reply is
+    only the short answer inside them."""
+    said = set(words(_CITATION.sub(" ", reply))) - STOP_WORDS
+    cited = {int(n) for n in _CITATION.findall(reply)}
+    sentences = [ev for ev in evidence if ev.date is None] or evidence[:1]
+    ranked = sorted(sentences, key=lambda ev: (-len(said & set(words(ev.text))), ev.source not in cited))
+    chosen = ranked[:1]
+    left = said - set(words(chosen[0].text))
+    extra = [ev for ev in ranked[1:] if left & set(words(ev.text))]
+    if extra:
+        chosen.append(extra[0])
+    return sorted(chosen, key=evidence.index)
+
+
+def literal_span(phrase: str, sentences: list[Evidence]) -> str:
+    """`phrase` as one of the sentences writes it (the same words in the same order, compared
+    without case or punctuation), or "" when no sentence holds it word for word: only a copied
+    phrase is shown as the short answer."""
+    wanted = words(phrase)
+    if not wanted:
+        return ""
+    for ev in sentences:
+        found = list(re.finditer(r"[A-Za-z0-9]+(?:-[A-Za-z0-9]+)*", ev.text))
+        said = [m.group().lower() for m in found]
+        for i in range(len(said) - len(wanted) + 1):
+            if said[i:i + len(wanted)] == wanted:
+                return ev.text[found[i].start():found[i + len(wanted) - 1].end()]
+    return ""
+
+
 def with_date(question: str, text: str, cited: list[Passage]) -> str:
     """A "when" question answered with a relative day ("On Friday") also gets the date of the
     document it cites, from the document's date metadata."""
@@ -138,6 +184,7 @@ class GroundedReader:
     """Question + retrieved passages -> Answer whose claim is found in a cited passage."""
 
     INSTRUCTION = "Answer in a few words, citing the sentence like [1]."
+    COPY_INSTRUCTION = "Answer with the few words of the text that answer the question."
 
     def __init__(
         self,
@@ -148,26 +195,31 @@ class GroundedReader:
         evidence_sentences: int = 2,
         max_new_tokens: int = 24,
         learnt_refusal: bool = False,
-        ranking: str = "dense",
+        ranking: str = "fused",
         idf: Idf | None = None,
+        copy: bool = True,
     ):
         self.embedder = embedder
         self.generator = generator
         self.min_score = min_score
         """Below this, the best sentence is too far from the question: refuse at once."""
         self.fallback_min_score = fallback_min_score
-        """When the generated answer fails the check, answer with the best sentence only if it
-        is at least this similar or holds half of the question's words; otherwise refuse."""
+        """Answer with the best sentence only if it is at least this similar or holds half of
+        the question's words, otherwise refuse: always when copying (a masked reply always
+        "passes", so it says nothing of whether the text answers), and when a free reply fails
+        the check."""
         self.evidence_sentences = evidence_sentences
         self.max_new_tokens = max_new_tokens
         self.ranking = ranking
-        """`fused`: the fitted signals (features.py) rank the sentences; `dense`: the cosine alone.
-        Fused is better on the held-out XQuAD articles but loses a seed-article question, so it
-        is opt-in until it holds both (docs/EVALUATION.md, reader-fit)."""
+        """`fused`: the fitted signals (features.py) rank the sentences; `dense`: the cosine alone
+        (docs/EVALUATION.md, reader-fit)."""
         self.idf = idf
         """The collection's IDF of terms (the index's BM25 statistics), for the question's rare
         words; None: counted over the candidate sentences."""
         self.learnt_refusal = learnt_refusal
+        self.copy = copy and generator is not None and generator.copies
+        """The generator's decoding is masked to copy a span of the evidence (rag/generate/copy.py):
+        its reply is then always a literal phrase, and the answer shows the sentence it is in."""
         """Refuse by the fitted classifier instead of `min_score`. Off: calibrated on XQuAD's
         encyclopedia sentences, it refuses seed-article questions whose short news sentences
         score lower (docs/EVALUATION.md, reader-fit)."""
@@ -247,7 +299,8 @@ class GroundedReader:
         lines = [f"[{ev.source}] {ev.text}" for ev in sentences]
         if dates:
             lines.append(f"(Article date: {', '.join(dates)})")
-        user = "\n".join(lines) + f"\n\nQuestion: {question}\n{self.INSTRUCTION}"
+        instruction = self.COPY_INSTRUCTION if self.copy else self.INSTRUCTION
+        user = "\n".join(lines) + f"\n\nQuestion: {question}\n{instruction}"
         return [{"role": "user", "content": user}]
 
     # -- answering ------------------------------------------------------------------------
@@ -267,51 +320,99 @@ class GroundedReader:
             return
         best = ranked[0]
         evidence = self._evidence(ranked)
-        text, method = "", "extractive"
-        if self.generator is not None:
-            pieces: list[str] = []
-            pool = _pool(evidence)
-            stream = self.generator.stream(
-                self.messages(question, evidence), self.max_new_tokens, one_sentence=True
-            )
-            copied: Evidence | None = None
-            try:
-                for piece in stream:
-                    pieces.append(piece)
-                    yield piece
-                    so_far = "".join(pieces)
-                    finished_words = so_far[: so_far.rfind(" ") + 1]
-                    if unsupported_words(_CITATION.sub(" ", finished_words), question, pool):
-                        break  # it already said something the evidence does not hold: stop early
-                    copied = copied_sentence(finished_words, evidence)
-                    if copied:
-                        break  # it is reciting a sentence: that sentence is the answer
-            finally:
-                stream.close()
-            if copied:
-                text = self.extractive(copied)
-            else:
-                text = self.check(question, "".join(pieces), evidence) or ""
-                method = "generated" if text else method
-        if not text:
-            if (not self.learnt_refusal and top < self.fallback_min_score
-                    and coverage(question, best.text) < 0.5):
+        weak = (not self.learnt_refusal and top < self.fallback_min_score
+                and coverage(question, best.text) < 0.5)
+        if self.copy:
+            if weak:
                 yield self._refusal(question, passages)
                 return
             text = self.extractive(best)
+            phrase = yield from self._copied_phrase(question, best, evidence)
+            method = "generated" if phrase else "extractive"
+        else:
+            text, method, phrase = "", "extractive", ""
+            if self.generator is not None:
+                text, phrase, method = yield from self._free_reply(question, evidence)
+            if not text:
+                if weak:
+                    yield self._refusal(question, passages)
+                    return
+                text = self.extractive(best)
         cited = {int(n) for n in _CITATION.findall(text)}
         text = with_date(question, text, [passages[n - 1] for n in sorted(cited) if n <= len(passages)])
         sources = [self._highlight(p, n, evidence) if n in cited else p
                    for n, p in enumerate(passages, start=1)]
-        yield Answer(question, text, sources, refused=False, method=method, short=self.short(question, text))
+        yield Answer(question, text, sources, refused=False, method=method,
+                     short=self.short(question, phrase, text))
 
     @staticmethod
-    def short(question: str, text: str) -> str:
-        """The typed phrase (number, date, name, place) that answers the question, if any.
-        Other questions keep the sentence alone: their phrase is right too rarely to headline."""
+    def short(question: str, phrase: str, text: str) -> str:
+        """The short answer: for a question that asks for a number, date, name or place, the
+        phrase of that kind in the model's reply (free replies), else in the answer's sentences;
+        for other questions, the model's copied phrase when it is shorter than the sentences."""
+        body = _CITATION.sub("", text)
         if kind_of(question) == "other":
+            return phrase if phrase and len(words(phrase)) < len(words(body)) else ""
+        return (short_answer(question, phrase) if phrase else None) or short_answer(question, body) or ""
+
+    def _copied_phrase(self, question: str, best: Evidence,
+                       evidence: list[Evidence]) -> Iterator[str]:
+        """The words of the best sentence that answer a what/which/why question, as the model
+        picks them with its decoding masked to copy that sentence (rag/generate/copy.py); "" when
+        it copies nothing the question does not already say, or runs past the token limit. The
+        answer shows the whole sentence: the ranking, not the 135M model, chooses it. Typed
+        questions are left to the typed rules (span.py): on XQuAD's tune half they found the
+        short answer better than in the model's phrase (F1 30.9 against 29.6 over all questions)."""
+        if self.generator is None or best.date is not None or kind_of(question) != "other":
+            return ""  # a number, date, name or place: the typed rules find it in the sentence
+        skip = STOP_WORDS | QUESTION_WORDS | set(words(question))
+        sentence = _CITATION.sub("", best.text)
+        shown = [best] + [ev for ev in evidence if ev.date is not None]
+        pieces: list[str] = []
+        stream = self.generator.stream(self.messages(question, shown), self.max_new_tokens,
+                                       copy_from=Copy((sentence,), frozenset(skip)))
+        try:
+            for piece in stream:
+                pieces.append(piece)
+                yield piece
+        finally:
+            stream.close()
+        reply = "".join(pieces).strip().strip(",;:").strip()
+        if len(pieces) >= self.max_new_tokens or not informative(question, reply):
             return ""
-        return short_answer(question, _CITATION.sub("", text)) or ""
+        return literal_span(reply, [best])
+
+    def _free_reply(self, question: str, evidence: list[Evidence]) -> Iterator[str]:
+        """(answer text, phrase, method) from the model's own few words: kept when every word
+        it adds is in the evidence; the text is then the sentences it took them from, the phrase
+        its reply where a sentence holds it word for word. No text when the reply fails."""
+        assert self.generator is not None
+        pool = _pool(evidence)
+        pieces: list[str] = []
+        copied: Evidence | None = None
+        stream = self.generator.stream(self.messages(question, evidence), self.max_new_tokens,
+                                       one_sentence=True)
+        try:
+            for piece in stream:
+                pieces.append(piece)
+                yield piece
+                so_far = "".join(pieces)
+                finished_words = so_far[: so_far.rfind(" ") + 1]
+                if unsupported_words(_CITATION.sub(" ", finished_words), question, pool):
+                    break  # it already said something the evidence does not hold: stop early
+                copied = copied_sentence(finished_words, evidence)
+                if copied:
+                    break  # it is reciting a sentence: that sentence is the answer
+        finally:
+            stream.close()
+        if copied:
+            return self.extractive(copied), "", "extractive"
+        reply = self.check(question, "".join(pieces), evidence)
+        if not reply:
+            return "", "", "extractive"
+        chosen = holding(reply, evidence)
+        text = " ".join(self.extractive(ev) for ev in chosen)
+        return text, literal_span(_CITATION.sub("", reply).strip().rstrip("."), chosen), "generated"
 
     def _evidence(self, ranked: list[Evidence]) -> list[Evidence]:
         """The best sentences; a date line only travels along as the article date."""

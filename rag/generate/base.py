@@ -14,6 +14,7 @@ from pathlib import Path
 
 from ..config import Settings
 from ..registry import Registry
+from .copy import Copy
 
 Messages = list[dict[str, str]]
 
@@ -37,16 +38,21 @@ class Generator(ABC):
     context_tokens: int = 0
     """Its context window in tokens when known; 0 means the reader assumes a default."""
 
+    copies: bool = False
+    """Honours `copy_from` (an in-process model whose next-token choice can be masked)."""
+
     @abstractmethod
     def stream(self, messages: Messages, max_new_tokens: int, one_sentence: bool = False,
-               one_line: bool = True) -> Iterator[str]:
+               one_line: bool = True, copy_from: Copy | None = None) -> Iterator[str]:
         """Yield text pieces of the reply; `one_sentence` stops at the end of the first sentence,
         `one_line` at the first line break (the compact answer is one line; a full answer is
-        several sentences or bullets). Closing the iterator early stops the generation too."""
+        several sentences or bullets). `copy_from`: the reply may only copy a span of one of
+        these texts word for word (rag/generate/copy.py), where `copies` is true; a served model
+        ignores it. Closing the iterator early stops the generation too."""
 
     def generate(self, messages: Messages, max_new_tokens: int, one_sentence: bool = False,
-                 one_line: bool = True) -> str:
-        return "".join(self.stream(messages, max_new_tokens, one_sentence, one_line))
+                 one_line: bool = True, copy_from: Copy | None = None) -> str:
+        return "".join(self.stream(messages, max_new_tokens, one_sentence, one_line, copy_from))
 
 
 GeneratorFactory = Callable[[str, Settings], Generator]

@@ -16,6 +16,7 @@ from typing import Any
 from ..config import Settings
 from ..text import sentence_complete
 from .base import GENERATORS, Generator, GeneratorError, Messages
+from .copy import Copy
 
 STOP = ["\n"]  # compact answers are one line; a full answer (one_line=False) has no stop
 
@@ -38,7 +39,7 @@ class ChatModelGenerator(Generator):
         return {"max_tokens": max_new_tokens}
 
     def stream(self, messages: Messages, max_new_tokens: int, one_sentence: bool = False,
-               one_line: bool = True) -> Iterator[str]:
+               one_line: bool = True, copy_from: Copy | None = None) -> Iterator[str]:
         chat = [(m["role"], m["content"]) for m in messages]
         deadline = time.monotonic() + self.timeout
         pieces = self._first(chat, max_new_tokens, deadline, STOP if one_line else None)

@@ -17,6 +17,7 @@ from typing import Any
 from ..config import Settings
 from ..text import sentence_complete
 from .base import GENERATORS, Generator, GeneratorError, Messages, smollm2_gguf
+from .copy import Copy, CopySpan, Vocabulary
 
 log = logging.getLogger(__name__)
 
@@ -41,6 +42,7 @@ class TransformersGenerator(Generator):
         self.context_tokens = int(getattr(self.model.config, "max_position_embeddings", 0) or 0)
         self._lock = threading.Lock()  # one generation at a time: 2 cores, no gain in parallel
         self._special: list[str] | None = None
+        self._vocabulary: Vocabulary | None = None
 
     def _inputs(self, messages: Messages) -> Any:
         messages = [{**m, "content": self.defuse(m["content"])} for m in messages]
@@ -61,8 +63,16 @@ class TransformersGenerator(Generator):
                 text = text.replace(token, f"{token[0]} {token[1:]}")
         return text
 
+    copies = True
+
+    def vocabulary(self) -> Vocabulary:
+        """Every token's text, for the copy mask (decoded once)."""
+        if self._vocabulary is None:
+            self._vocabulary = Vocabulary([self.tokenizer.decode([t]) for t in range(len(self.tokenizer))])
+        return self._vocabulary
+
     def stream(self, messages: Messages, max_new_tokens: int, one_sentence: bool = False,
-               one_line: bool = True) -> Iterator[str]:
+               one_line: bool = True, copy_from: Copy | None = None) -> Iterator[str]:
         import torch
         from transformers import StoppingCriteriaList, TextIteratorStreamer
 
@@ -84,6 +94,11 @@ class TransformersGenerator(Generator):
         if one_sentence:
             criteria.append(_SentenceEnd(self.tokenizer, inputs["input_ids"].shape[1]))
         kwargs["stopping_criteria"] = StoppingCriteriaList(criteria)
+        if copy_from:
+            ends = [t for t in (self.tokenizer.eos_token_id,
+                                self.tokenizer.convert_tokens_to_ids("<|im_end|>")) if t is not None]
+            span = CopySpan(copy_from, self.vocabulary(), ends)
+            kwargs["logits_processor"] = [_CopyMask(span, inputs["input_ids"].shape[1])]
         errors: list[BaseException] = []
 
         def work() -> None:
@@ -104,6 +119,25 @@ class TransformersGenerator(Generator):
                 thread.join()
         if errors:
             raise GeneratorError(f"{self.name} failed: {errors[0]}") from errors[0]
+
+
+class _CopyMask:
+    """transformers logits processor: every token but those `CopySpan` allows gets -inf."""
+
+    def __init__(self, span: CopySpan, prompt: int):
+        self.span = span
+        self.seen = prompt
+
+    def __call__(self, input_ids: Any, scores: Any) -> Any:
+        import torch
+
+        for token in input_ids[0, self.seen:].tolist():
+            self.span.advance(int(token))
+        self.seen = input_ids.shape[1]
+        allowed = torch.tensor(self.span.allowed(), dtype=torch.long)
+        masked = torch.full_like(scores, float("-inf"))
+        masked[:, allowed] = scores[:, allowed]
+        return masked
 
 
 class _Cancelled:

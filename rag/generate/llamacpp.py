@@ -31,6 +31,7 @@ from typing import Any
 from ..config import Settings
 from ..text import sentence_complete
 from .base import GENERATORS, Generator, GeneratorError, Messages, smollm2_gguf
+from .copy import Copy, CopySpan, Vocabulary
 
 DEFAULT_SYSTEM = "You are a helpful AI assistant named SmolLM, trained by Hugging Face"
 """SmolLM2-Instruct's chat template adds this system turn when the messages have none."""
@@ -70,6 +71,7 @@ class LlamaCppGenerator(Generator):
         self._newline = self.llm.tokenize(b"\n", add_bos=False, special=False)
         self.context_tokens = self.llm.n_ctx()
         self.parameters = gguf_parameters(self.llm)
+        self._vocabulary: Vocabulary | None = None
 
 
     def _special(self, marker: str) -> int:
@@ -91,9 +93,25 @@ class LlamaCppGenerator(Generator):
                 ids += [self._end] + self._newline
         return ids
 
+    copies = True
+
+    def vocabulary(self) -> Vocabulary:
+        """Every token's text, for the copy mask (read once, a fraction of a second)."""
+        if self._vocabulary is None:
+            pieces = []
+            for token in range(self.llm.n_vocab()):
+                try:
+                    pieces.append(self.llm.detokenize([token], special=False).decode("utf-8"))
+                except UnicodeDecodeError:
+                    pieces.append("")
+            self._vocabulary = Vocabulary(pieces)
+        return self._vocabulary
+
     def stream(self, messages: Messages, max_new_tokens: int, one_sentence: bool = False,
-               one_line: bool = True) -> Iterator[str]:
+               one_line: bool = True, copy_from: Copy | None = None) -> Iterator[str]:
         ids = self.prompt(messages)
+        mask = _CopyMask(CopySpan(copy_from, self.vocabulary(), [self._end, self.llm.token_eos()]),
+                         len(ids)) if copy_from else None
         if len(ids) + max_new_tokens > self.llm.n_ctx():
             raise GeneratorError(f"{self.name}: the prompt ({len(ids)} tokens) does not fit its "
                                  f"{self.llm.n_ctx()}-token context")
@@ -107,7 +125,8 @@ class LlamaCppGenerator(Generator):
             produced = 0
             held = self._share(llm, held)
             for token in llm.generate(ids, top_k=1, top_p=1.0, min_p=0.0, temp=0.0,
-                                      repeat_penalty=1.0, reset=True):
+                                      repeat_penalty=1.0, reset=True,
+                                      logits_processor=[mask] if mask else None):
                 held = self._share(llm, held)
                 if token in (self._end, llm.token_eos()):
                     break
@@ -163,6 +182,25 @@ class LlamaCppGenerator(Generator):
 
             llama_cpp.llama_set_n_threads(llm._ctx.ctx, new, new)
         return new
+
+
+class _CopyMask:
+    """llama.cpp logits processor: every token but those `CopySpan` allows gets -inf."""
+
+    def __init__(self, span: CopySpan, prompt: int):
+        self.span = span
+        self.seen = prompt
+
+    def __call__(self, input_ids: Any, scores: Any) -> Any:
+        import numpy as np
+
+        for token in input_ids[self.seen:]:
+            self.span.advance(int(token))
+        self.seen = len(input_ids)
+        masked = np.full_like(scores, -np.inf)
+        allowed = self.span.allowed()
+        masked[allowed] = scores[allowed]
+        return masked
 
 
 def packaged(settings: Settings) -> Generator:
