@@ -23,6 +23,9 @@ class Copy:
 
     texts: tuple[str, ...]
     skip: frozenset[str] = frozenset()
+    end_bonus: float = 0.0
+    """Added to the end tokens' logits per word copied: greedy decoding likes to copy on to
+    the end of the sentence; this makes a short span likelier as it grows."""
 
 
 @dataclass
@@ -64,6 +67,8 @@ class CopySpan:
         function words: a span that opens with them restates the question)."""
         self.vocabulary = vocabulary
         self.ends = list(ends)
+        self.bonus = copy.end_bonus
+        self.words = 0
         self.states: list[tuple[int, int]] = []
         """(text, position) pairs the reply so far ends at; empty until a word is written."""
         self.started = False
@@ -100,8 +105,14 @@ class CopySpan:
             if not head:
                 return
             self.started = True
+            self.words = 1
             self.states = [(t, i + len(head)) for t, text in enumerate(self.texts) for i in self.starts[t]
                            if text[i:i + len(head)].lower() == head.lower()
                            and text[i + 1:i + len(head)] == head[1:]]
             return
         self.states = [(t, j + len(piece)) for t, j in self.states if self.texts[t].startswith(piece, j)]
+        self.words += piece.startswith(" ")
+
+    def end_boost(self) -> float:
+        """What the end tokens' logits get added at this step (`Copy.end_bonus` per word)."""
+        return self.bonus * self.words

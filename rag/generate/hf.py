@@ -137,6 +137,7 @@ class _CopyMask:
         allowed = torch.tensor(self.span.allowed(), dtype=torch.long)
         masked = torch.full_like(scores, float("-inf"))
         masked[:, allowed] = scores[:, allowed]
+        masked[:, self.span.ends] += self.span.end_boost()
         return masked
 
 

@@ -200,6 +200,7 @@ class _CopyMask:
         masked = np.full_like(scores, -np.inf)
         allowed = self.span.allowed()
         masked[allowed] = scores[allowed]
+        masked[self.span.ends] += self.span.end_boost()
         return masked
 
 
