@@ -30,7 +30,11 @@ def load(clients: int, per_client: int, timeout: int) -> dict:
 
 
 def check(figures: dict, clients: int, per_client: int) -> None:
-    assert figures["answered_correctly"] == clients * per_client
+    # every answer right, but those the mid-load upload changed (benchmarks/load.py re-asks each
+    # wrong one alone afterwards: it is counted as changed only when it is wrong alone too)
+    changed = figures["changed_by_upload"]
+    assert figures["answered_correctly"] + len(changed) == clients * per_client
+    assert len(set(changed)) < figures["usable"] / 2, changed
     upload = figures["upload"]
     assert upload["added"] == ["port-verity-notes.md"] and upload["found"], upload
     assert upload["in_flight"] > 0, "the upload happened while questions were being answered"
