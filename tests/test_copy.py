@@ -55,3 +55,13 @@ def test_the_mask_follows_every_spelling_of_a_span():
     assert span.allowed() == [3]  # only "i" continues: mid-word, no end
     span.advance(3)
     assert set(span.allowed()) == {0, 4, 6}  # the word ended: " Jin", " Jinping" or stop
+
+
+def test_a_short_answer_is_a_whole_span_of_the_sentence():
+    from rag.answer.reader import literal_span
+    from rag.schema import Evidence
+
+    sentence = [Evidence(1, "The mayor, José Ruiz, opened the Winter Olympics in 1987.", 0, 0)]
+    assert literal_span("winter olympics", sentence) == "Winter Olympics"  # the sentence's spelling
+    assert literal_span("Jos", sentence) == ""  # a cut word is no span
+    assert literal_span("olympics winter", sentence) == ""  # nor are its words in another order

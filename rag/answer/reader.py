@@ -150,8 +150,11 @@ def literal_span(phrase: str, sentences: list[Evidence]) -> str:
         found = list(re.finditer(r"[A-Za-z0-9]+(?:-[A-Za-z0-9]+)*", ev.text))
         said = [m.group().lower() for m in found]
         for i in range(len(said) - len(wanted) + 1):
-            if said[i:i + len(wanted)] == wanted:
-                return ev.text[found[i].start():found[i + len(wanted) - 1].end()]
+            start, end = found[i].start(), found[i + len(wanted) - 1].end()
+            whole = (start == 0 or not ev.text[start - 1].isalnum()) and \
+                (end == len(ev.text) or not ev.text[end].isalnum())  # "Jos" is not "José"
+            if said[i:i + len(wanted)] == wanted and whole:
+                return ev.text[start:end]
     return ""
 
 
