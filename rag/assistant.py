@@ -205,8 +205,7 @@ class Assistant:
         index = self._index
         if index is None:
             return None
-        lexical = index.lexical()
-        return lexical.idf(terms) if len(lexical) else None
+        return index.idf(terms)
 
     # -- index ----------------------------------------------------------------------------
     @property

@@ -39,7 +39,7 @@ import os
 import shutil
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -173,6 +173,12 @@ class Index:
         if self._lexical is None:
             self._lexical = Bm25.build((cid, self.chunks[cid].text) for cid in sorted(self.chunks))
         return self._lexical
+
+    def idf(self, terms: Iterable[str]) -> dict[str, float] | None:
+        """The (tokenized) terms' BM25 IDF over the indexed chunks, for the reader's rare-word
+        signal; None while there is nothing indexed to count in."""
+        lexical = self.lexical()
+        return lexical.idf(terms) if len(lexical) else None
 
     def chunk_count(self, doc_id: str) -> int:
         return self.chunks.count(doc_id)

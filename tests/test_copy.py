@@ -55,6 +55,9 @@ def test_the_mask_follows_every_spelling_of_a_span():
     assert span.allowed() == [3]  # only "i" continues: mid-word, no end
     span.advance(3)
     assert set(span.allowed()) == {0, 4, 6}  # the word ended: " Jin", " Jinping" or stop
+    nothing = CopySpan(Copy(("President spoke.",), frozenset({"president", "spoke"})),
+                       Vocabulary(pieces), ends=[0])
+    assert nothing.allowed() == [0]  # no word may open a copy: the reply ends at once
 
 
 def test_a_short_answer_is_a_whole_span_of_the_sentence():

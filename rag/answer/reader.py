@@ -20,14 +20,14 @@ Either way every word shown as the answer is the documents' own.
 from __future__ import annotations
 
 import re
+from collections.abc import Generator as Steps
 from collections.abc import Iterator
 from dataclasses import replace
 
 import numpy as np
 
 from ..embed import Embedder
-from ..generate import Generator
-from ..generate.copy import Copy
+from ..generate import Copy, Generator
 from ..schema import Answer, Evidence, Passage, final_answer
 from ..text import CONNECTORS, QUESTION_WORDS, STOP_WORDS, names, split_sentences, stem, words
 from .features import (
@@ -221,17 +221,17 @@ class GroundedReader:
         """The collection's IDF of terms (the index's BM25 statistics), for the question's rare
         words; None: counted over the candidate sentences."""
         self.learnt_refusal = learnt_refusal
-        self.end_bonus = end_bonus
-        """Copying: added to the end of reply's logit per word copied, so the copy stops at a
-        short span instead of running on to the sentence's end. Chosen on XQuAD's tune half
-        (what/which/why questions, gold paragraph, F1 of the short answer: 0 → 17.8, 1 → 19.5,
-        2 → 21.2, 4 → 23.0, 6 → 22.0, 8 → 20.4, 12 → 17.9)."""
-        self.copy = copy and generator is not None and generator.copies
-        """The generator's decoding is masked to copy a span of the evidence (rag/generate/copy.py):
-        its reply is then always a literal phrase, and the answer shows the sentence it is in."""
         """Refuse by the fitted classifier instead of `min_score`. Off: calibrated on XQuAD's
         encyclopedia sentences, it refuses seed-article questions whose short news sentences
         score lower (docs/EVALUATION.md, reader-fit)."""
+        self.copy = copy and generator is not None and generator.copies
+        """The generator's decoding is masked to copy a span of the best sentence
+        (rag/generate/copy.py): its reply is always the sentence's own words."""
+        self.end_bonus = end_bonus
+        """Copying: added to the logit of ending the reply, per word copied, so the copy stops
+        at a short span instead of running on to the sentence's end. Chosen on XQuAD's tune half
+        (benchmarks/copy_span.py: what/which/why questions, gold paragraph, F1 of the short
+        answer 17.8 with 0, 23.0 with 4; the held-out half did not confirm it: 17.9 and 16.7)."""
 
     # -- evidence -------------------------------------------------------------------------
     def candidates(self, question: str, passages: list[Passage]) -> tuple[list[Evidence], list[Candidate]]:
@@ -365,7 +365,7 @@ class GroundedReader:
         return (short_answer(question, phrase) if phrase else None) or short_answer(question, body) or ""
 
     def _copied_phrase(self, question: str, best: Evidence,
-                       evidence: list[Evidence]) -> Iterator[str]:
+                       evidence: list[Evidence]) -> Steps[str, None, str]:
         """The words of the best sentence that answer a what/which/why question, as the model
         picks them with its decoding masked to copy that sentence (rag/generate/copy.py); "" when
         it copies nothing the question does not already say, or runs past the token limit. The
@@ -391,7 +391,8 @@ class GroundedReader:
             return ""
         return literal_span(reply, [best])
 
-    def _free_reply(self, question: str, evidence: list[Evidence]) -> Iterator[str]:
+    def _free_reply(self, question: str,
+                    evidence: list[Evidence]) -> Steps[str, None, tuple[str, str, str]]:
         """(answer text, phrase, method) from the model's own few words: kept when every word
         it adds is in the evidence; the text is then the sentences it took them from, the phrase
         its reply where a sentence holds it word for word. No text when the reply fails."""

