@@ -31,10 +31,13 @@ MODEL_FILE = Path(__file__).with_name("reader_model.json")
 FEATURES = (
     "dense", "dense_gap", "bm25", "idf_coverage", "collection_idf", "rarest_word", "names",
     "numbers", "typed_question", "type_phrase", "prev_dense", "next_dense", "prev_bm25",
-    "next_bm25", "prev_idf", "next_idf", "prev_type_phrase", "next_type_phrase", "passage_rank",
-    "length", "new_words",
+    "next_bm25", "prev_idf", "next_idf", "prev_type_phrase", "next_type_phrase", "passage_dense",
+    "passage_bm25", "length", "new_words",
 )
-"""One row per candidate sentence, in this order (the fitted weights follow it)."""
+"""One row per candidate sentence, in this order (the fitted weights follow it). The passage
+is weighed by how well its sentences match (its best cosine to the question, its BM25 as one
+text), never by its rank: two passages nearly tied swap ranks on a change as small as another
+embedding precision or a third document, and the answer with them."""
 
 _NUMBER = re.compile(r"\b\d[\d,.]*\b")
 _WORD = re.compile(r"[\w][\w'’.,%-]*[\w%]|\w")
@@ -65,7 +68,8 @@ class Candidate:
 
     text: str
     passage: int
-    """0-based rank of its passage among the retrieved ones."""
+    """0-based rank of its passage among the retrieved ones (which sentences share a passage;
+    the rank itself is no feature)."""
     position: int
     """0-based position among its passage's candidate sentences."""
     dense: float
@@ -134,6 +138,14 @@ def features(question: str, candidates: list[Candidate], idf: Idf | None = None)
     coverage = np.array([sum(v for t, v in global_idf.items() if t in h) / total_global for h in held])
     typed = np.array([_type_phrase(kind, c.text, asked) for c in candidates])
     index = {(c.passage, c.position): i for i, c in enumerate(candidates)}
+    by_passage: dict[int, list[int]] = {}
+    for i, c in enumerate(candidates):
+        by_passage.setdefault(c.passage, []).append(i)
+    numbers = list(by_passage)
+    passage_bm25, _ = _bm25(q_tokens, [[t for i in by_passage[p] for t in docs[i]] for p in numbers])
+    top_bm25 = passage_bm25.max() or 1.0
+    p_dense = {p: float(dense[by_passage[p]].max()) - float(dense.max()) for p in numbers}
+    p_bm25 = {p: float(v) / top_bm25 for p, v in zip(numbers, passage_bm25)}
 
     def near(values: np.ndarray, i: int | None) -> float:
         return float(values[i]) if i is not None else 0.0
@@ -155,7 +167,8 @@ def features(question: str, candidates: list[Candidate], idf: Idf | None = None)
             typed[i],
             near(dense, prev), near(dense, nxt), near(bm25_norm, prev), near(bm25_norm, nxt),
             near(coverage, prev), near(coverage, nxt), near(typed, prev), near(typed, nxt),
-            1.0 / (1 + c.passage),
+            p_dense[c.passage],
+            p_bm25[c.passage],
             math.log1p(len(docs[i])),
             math.log1p(len(held[i] - q_set)),
         ])
