@@ -9,7 +9,7 @@ import pytest
 
 from rag.config import Settings
 from rag.generate import make_generator
-from rag.generate.copy import Copy, CopySpan, Vocabulary
+from rag.generate.copy import Copy, CopySpan, Vocabulary, cached_vocabulary
 from rag.text import QUESTION_WORDS, STOP_WORDS, words
 
 SENTENCE = ("On Friday, President Xi Jinping confirmed that China stands ready to work with Russia "
@@ -68,3 +68,22 @@ def test_a_short_answer_is_a_whole_span_of_the_sentence():
     assert literal_span("winter olympics", sentence) == "Winter Olympics"  # the sentence's spelling
     assert literal_span("Jos", sentence) == ""  # a cut word is no span
     assert literal_span("olympics winter", sentence) == ""  # nor are its words in another order
+
+
+def test_the_vocabulary_is_kept_in_the_cache_folder(llm, tmp_path):
+    """Read from the model once, then from the cache, and asked again when the model changed."""
+    asked = []
+
+    def piece(token: int) -> str:
+        asked.append(token)
+        return llm.vocabulary().pieces[token]
+
+    size = len(llm.vocabulary().pieces)
+    first = cached_vocabulary(tmp_path, "model-a", size, piece)
+    assert len(asked) == size and first.pieces == llm.vocabulary().pieces
+    asked.clear()
+    again = cached_vocabulary(tmp_path, "model-a", size, piece)
+    assert again.pieces == first.pieces and len(asked) < 10  # only the sample is checked
+    asked.clear()
+    changed = cached_vocabulary(tmp_path, "model-a", size, lambda t: piece(t) + "x")
+    assert len(asked) == size + 1 and changed.pieces[0] == first.pieces[0] + "x"  # sample, then all

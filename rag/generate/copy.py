@@ -13,12 +13,19 @@ span with other tokens ("Beijing" as one piece or two), and every spelling is al
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import hashlib
+import json
+import logging
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 
+from ..machine import write_atomic
 from .base import Copy
 
-__all__ = ["Copy", "CopySpan", "Vocabulary"]
+log = logging.getLogger(__name__)
+
+__all__ = ["Copy", "CopySpan", "Vocabulary", "cached_vocabulary"]
 
 
 @dataclass
@@ -34,6 +41,37 @@ class Vocabulary:
             if piece and "\ufffd" not in piece:  # part of a multi-byte character: never matched
                 self.by_piece.setdefault(piece, []).append(token)
         self.longest = max((len(p) for p in self.by_piece), default=1)
+
+
+VOCABULARY_FORMAT = 1
+
+
+def cached_vocabulary(cache_dir: Path | None, name: str, size: int,
+                      piece: Callable[[int], str]) -> Vocabulary:
+    """The model's vocabulary, kept as JSON in the cache folder under `name` and used again while
+    it still matches (its size and a sample of pieces asked afresh). Why: asking a tokenizer for
+    49,152 pieces one by one took 0.22 s with llama.cpp on an AVX2 EPYC, all of it in the first
+    answer of a cold `rag ask`; reading them back 0.03 s."""
+    sample = sorted({0, size // 3, 2 * size // 3, size - 1}) if size else []
+    digest = hashlib.sha1(name.encode()).hexdigest()[:16]
+    path = cache_dir / "vocabulary" / f"{digest}.json" if cache_dir is not None else None
+    if path is not None and path.is_file():
+        try:
+            kept = json.loads(path.read_text(encoding="utf-8"))
+            pieces = kept["pieces"]
+            if (kept.get("format") == VOCABULARY_FORMAT and kept.get("name") == name
+                    and len(pieces) == size and all(pieces[i] == piece(i) for i in sample)):
+                return Vocabulary(pieces)
+        except (OSError, ValueError, KeyError, TypeError, IndexError):
+            pass  # unreadable or stale: asked again and written anew
+    pieces = [piece(t) for t in range(size)]
+    if path is not None:
+        try:
+            write_atomic(path, json.dumps({"format": VOCABULARY_FORMAT, "name": name,
+                                           "pieces": pieces}))
+        except OSError as exc:  # a read-only cache costs the next process 0.2 s, nothing more
+            log.info("vocabulary not cached in %s: %s", path.parent, exc)
+    return Vocabulary(pieces)
 
 
 def _starts(text: str) -> list[int]:

@@ -17,7 +17,7 @@ from typing import Any
 from ..config import Settings
 from ..text import sentence_complete
 from .base import GENERATORS, Generator, GeneratorError, Messages, smollm2_gguf
-from .copy import Copy, CopySpan, Vocabulary
+from .copy import Copy, CopySpan, Vocabulary, cached_vocabulary
 
 log = logging.getLogger(__name__)
 
@@ -26,7 +26,7 @@ class TransformersGenerator(Generator):
     """A local causal LM through transformers, greedy decoding (answers must be repeatable)."""
 
     def __init__(self, location: str | Path, name: str, threads: int, dtype: str = "auto",
-                 use_safetensors: bool | None = None):
+                 use_safetensors: bool | None = None, cache_dir: Path | None = None):
         import torch
         from transformers import AutoModelForCausalLM, AutoTokenizer
 
@@ -43,6 +43,9 @@ class TransformersGenerator(Generator):
         self._lock = threading.Lock()  # one generation at a time: 2 cores, no gain in parallel
         self._special: list[str] | None = None
         self._vocabulary: Vocabulary | None = None
+        self._location = str(location)
+        self.cache_dir = cache_dir
+        """Where the copy mask's vocabulary is kept between processes (None: decoded each time)."""
 
     def _inputs(self, messages: Messages) -> Any:
         messages = [{**m, "content": self.defuse(m["content"])} for m in messages]
@@ -66,9 +69,11 @@ class TransformersGenerator(Generator):
     copies = True
 
     def vocabulary(self) -> Vocabulary:
-        """Every token's text, for the copy mask (decoded once)."""
+        """Every token's text, for the copy mask (decoded once, then from the cache folder)."""
         if self._vocabulary is None:
-            self._vocabulary = Vocabulary([self.tokenizer.decode([t]) for t in range(len(self.tokenizer))])
+            self._vocabulary = cached_vocabulary(
+                self.cache_dir, f"hf:{self._location}:{type(self.tokenizer).__name__}",
+                len(self.tokenizer), lambda t: self.tokenizer.decode([t]))
         return self._vocabulary
 
     def stream(self, messages: Messages, max_new_tokens: int, one_sentence: bool = False,
@@ -230,7 +235,7 @@ def packaged(settings: Settings) -> Generator:
     location = dequantized_checkpoint(smollm2_gguf(), settings.cache_dir)
     return TransformersGenerator(  # our own cached copy: safetensors, never a pickle
         location, "SmolLM2-135M-Instruct", settings.threads, settings.generator_dtype,
-        use_safetensors=True,
+        use_safetensors=True, cache_dir=settings.cache_dir,
     )
 
 
@@ -238,4 +243,5 @@ def packaged(settings: Settings) -> Generator:
 def _hub_model(name: str, settings: Settings) -> Generator:
     if name == "smollm2":
         return packaged(settings)
-    return TransformersGenerator(name, name, settings.threads, settings.generator_dtype)
+    return TransformersGenerator(name, name, settings.threads, settings.generator_dtype,
+                                 cache_dir=settings.cache_dir)

@@ -31,7 +31,7 @@ from typing import Any
 from ..config import Settings
 from ..text import sentence_complete
 from .base import GENERATORS, Generator, GeneratorError, Messages, smollm2_gguf
-from .copy import Copy, CopySpan, Vocabulary
+from .copy import Copy, CopySpan, Vocabulary, cached_vocabulary
 
 DEFAULT_SYSTEM = "You are a helpful AI assistant named SmolLM, trained by Hugging Face"
 """SmolLM2-Instruct's chat template adds this system turn when the messages have none."""
@@ -41,7 +41,7 @@ class LlamaCppGenerator(Generator):
     """Greedy decoding, like the transformers generator: answers must be repeatable."""
 
     def __init__(self, gguf: Path, name: str, threads: int, context: int = 4096,
-                 batch: int | None = None, replicas: int = 1):
+                 batch: int | None = None, replicas: int = 1, cache_dir: Path | None = None):
         try:
             from llama_cpp import Llama
         except ImportError as exc:
@@ -72,6 +72,10 @@ class LlamaCppGenerator(Generator):
         self.context_tokens = self.llm.n_ctx()
         self.parameters = gguf_parameters(self.llm)
         self._vocabulary: Vocabulary | None = None
+        stat = gguf.stat()
+        self._vocabulary_key = f"llamacpp:{gguf.resolve()}:{stat.st_size}:{stat.st_mtime_ns}"
+        self.cache_dir = cache_dir
+        """Where the copy mask's vocabulary is kept between processes (None: read each time)."""
 
 
     def _special(self, marker: str) -> int:
@@ -96,15 +100,15 @@ class LlamaCppGenerator(Generator):
     copies = True
 
     def vocabulary(self) -> Vocabulary:
-        """Every token's text, for the copy mask (read once, a fraction of a second)."""
+        """Every token's text, for the copy mask (read once, then from the cache folder)."""
         if self._vocabulary is None:
-            pieces = []
-            for token in range(self.llm.n_vocab()):
+            def piece(token: int) -> str:
                 try:
-                    pieces.append(self.llm.detokenize([token], special=False).decode("utf-8"))
+                    return self.llm.detokenize([token], special=False).decode("utf-8")
                 except UnicodeDecodeError:
-                    pieces.append("")
-            self._vocabulary = Vocabulary(pieces)
+                    return ""
+            self._vocabulary = cached_vocabulary(self.cache_dir, self._vocabulary_key,
+                                                 self.llm.n_vocab(), piece)
         return self._vocabulary
 
     def stream(self, messages: Messages, max_new_tokens: int, one_sentence: bool = False,
@@ -215,7 +219,7 @@ def packaged(settings: Settings) -> Generator:
                    make=LlamaCppGenerator)
     label = shipped.stem if gguf == shipped else f"{shipped.stem} as {gguf.suffixes[-2][1:]}"
     return LlamaCppGenerator(gguf, f"{label} (llama.cpp)", settings.threads,
-                             replicas=replicas(gguf, settings))
+                             replicas=replicas(gguf, settings), cache_dir=settings.cache_dir)
 
 
 REPLICA_MAX_BYTES = 1 << 30
@@ -237,7 +241,7 @@ def _llamacpp(name: str, settings: Settings) -> Generator:
         return packaged(settings)
     gguf = Path(name).expanduser()
     return LlamaCppGenerator(gguf, f"{gguf.stem} (llama.cpp)", settings.threads,
-                             replicas=replicas(gguf, settings))
+                             replicas=replicas(gguf, settings), cache_dir=settings.cache_dir)
 
 
 def gguf_parameters(llm: Any) -> int:
