@@ -141,11 +141,11 @@ def features(question: str, candidates: list[Candidate], idf: Idf | None = None)
     by_passage: dict[int, list[int]] = {}
     for i, c in enumerate(candidates):
         by_passage.setdefault(c.passage, []).append(i)
-    numbers = list(by_passage)
-    passage_bm25, _ = _bm25(q_tokens, [[t for i in by_passage[p] for t in docs[i]] for p in numbers])
+    shown = list(by_passage)
+    passage_bm25, _ = _bm25(q_tokens, [[t for i in by_passage[p] for t in docs[i]] for p in shown])
     top_bm25 = passage_bm25.max() or 1.0
-    p_dense = {p: float(dense[by_passage[p]].max()) - float(dense.max()) for p in numbers}
-    p_bm25 = {p: float(v) / top_bm25 for p, v in zip(numbers, passage_bm25)}
+    p_dense = {p: float(dense[by_passage[p]].max()) - float(dense.max()) for p in shown}
+    p_bm25 = {p: float(v) / top_bm25 for p, v in zip(shown, passage_bm25)}
 
     def near(values: np.ndarray, i: int | None) -> float:
         return float(values[i]) if i is not None else 0.0
