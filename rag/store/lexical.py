@@ -227,6 +227,13 @@ def bm25_idf(n_docs: int, df: int) -> float:
     return math.log(1 + (n_docs - df + 0.5) / (df + 0.5))
 
 
+def collection_idf(n_docs: int, df: int) -> float:
+    """A term's IDF for the reader's rare-word signal: a term no chunk holds gets the IDF of a
+    term seen once (rare, not infinitely so)."""
+    df = max(1, df)
+    return bm25_idf(max(n_docs, df), df)
+
+
 def _weight(idf: float, tfs: np.ndarray, lengths: np.ndarray, base: float,
             per_length: float) -> np.ndarray:
     """A term's BM25 contribution (Lucene variant) to chunks of these term frequencies and lengths."""
@@ -339,11 +346,8 @@ class Bm25:
         """Each (tokenized) term's BM25 IDF over the whole collection, as `search` weighs it; a
         term no chunk holds gets the IDF of a term seen once (rare, not infinitely so)."""
         n_docs = len(self)
-        out = {}
-        for term in set(terms):
-            df = max(1, sum(len(s.postings(term)[0]) for s in self.segments))
-            out[term] = bm25_idf(max(n_docs, df), df)
-        return out
+        return {term: collection_idf(n_docs, sum(len(s.postings(term)[0]) for s in self.segments))
+                for term in set(terms)}
 
     def search(self, query: str, k: int) -> list[tuple[int, float]]:
         """(chunk id, BM25 score) for the k best chunks with a positive score."""

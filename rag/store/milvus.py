@@ -38,7 +38,7 @@ from ..index import Index
 from ..schema import Chunk, Document, Passage
 from .base import STORES, VectorStore
 from .lexical import SETTINGS as BM25_SETTINGS
-from .lexical import bm25_idf, tokenize
+from .lexical import collection_idf, tokenize
 
 log = logging.getLogger(__name__)
 
@@ -369,8 +369,7 @@ class MilvusIndex(Index):
                     rows = self.store.client.query(self.store.chunks_name, filter=_holding(term),
                                                    output_fields=["count(*)"])
                 self._df[term] = int(rows[0]["count(*)"])
-            df = max(1, self._df[term])  # as rag/store/lexical.py: unseen counts as seen once
-            out[term] = bm25_idf(max(total, df), df)
+            out[term] = collection_idf(total, self._df[term])
         return out
 
     def passage(self, chunk_id: int, score: float) -> Passage:
