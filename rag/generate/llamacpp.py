@@ -1,12 +1,15 @@
 """A GGUF model run in process by llama.cpp (`llama-cpp-python`): `RAG_GENERATOR=llamacpp:smollm2`
-(the packaged SmolLM2 GGUF) or `llamacpp:/path/to/model.gguf`.
+(the packaged SmolLM2 GGUF), an installed catalogue model by its name
+(`qwen2.5-coder-1.5b-instruct`, or `llamacpp:qwen2.5-coder-1.5b-instruct`; rag/generate/catalogue.py)
+or `llamacpp:/path/to/model.gguf`.
 
 Why: transformers needs torch's imports and a dequantized copy, seconds of a cold start;
 llama.cpp imports in a fraction of a second and reads the GGUF as it is, so it runs the packaged
 `smollm2` whenever llama-cpp-python is installed (rag/generate/packaged.py). It compiles at
 install, so `make run`/`make test` build its wheel once and cache it.
 
-The prompt is ChatML (SmolLM2's template, with its default system turn when none is given),
+The prompt is ChatML (SmolLM2's and Qwen2.5's template, with the model's default system turn
+when none is given),
 built token by token: the turn markers are parsed as special tokens, message contents never
 are, so a document or question that contains "<|im_start|>" reaches the model as text.
 
@@ -30,7 +33,7 @@ from typing import Any
 
 from ..config import Settings
 from ..text import sentence_complete
-from .base import GENERATORS, Generator, GeneratorError, Messages, smollm2_gguf
+from .base import CATALOGUE_MODELS, GENERATORS, Generator, GeneratorError, Messages, smollm2_gguf
 from .copy import Copy, CopySpan, Vocabulary, cached_vocabulary
 
 DEFAULT_SYSTEM = "You are a helpful AI assistant named SmolLM, trained by Hugging Face"
@@ -41,7 +44,8 @@ class LlamaCppGenerator(Generator):
     """Greedy decoding, like the transformers generator: answers must be repeatable."""
 
     def __init__(self, gguf: Path, name: str, threads: int, context: int = 4096,
-                 batch: int | None = None, replicas: int = 1, cache_dir: Path | None = None):
+                 batch: int | None = None, replicas: int = 1, cache_dir: Path | None = None,
+                 system: str = DEFAULT_SYSTEM):
         try:
             from llama_cpp import Llama
         except ImportError as exc:
@@ -51,6 +55,8 @@ class LlamaCppGenerator(Generator):
         if not gguf.is_file():
             raise GeneratorError(f"no GGUF model at {gguf}")
         self.name = name
+        self.system = system
+        """The system turn a prompt without one gets (the model's chat template's default)."""
         sizes = {"n_batch": batch, "n_ubatch": batch} if batch else {}  # llama.cpp's default: 512
         self.threads = threads
         # further contexts are made when a second answer first finds none free: a lone user's
@@ -87,7 +93,7 @@ class LlamaCppGenerator(Generator):
     def prompt(self, messages: Messages) -> list[int]:
         """The ChatML prompt as token ids; contents are tokenized as plain text."""
         if not messages or messages[0]["role"] != "system":
-            messages = [{"role": "system", "content": DEFAULT_SYSTEM}, *messages]
+            messages = [{"role": "system", "content": self.system}, *messages]
         ids: list[int] = []
         for m in messages + [{"role": "assistant", "content": None}]:
             ids += [self._start] + self.llm.tokenize(f"{m['role']}\n".encode(), add_bos=False,
@@ -239,9 +245,39 @@ def replicas(gguf: Path, settings: Settings) -> int:
 def _llamacpp(name: str, settings: Settings) -> Generator:
     if name == "smollm2":
         return packaged(settings)
+    if name in CATALOGUE_MODELS:
+        return catalogue_model(name, settings)
     gguf = Path(name).expanduser()
     return LlamaCppGenerator(gguf, f"{gguf.stem} (llama.cpp)", settings.threads,
                              replicas=replicas(gguf, settings), cache_dir=settings.cache_dir)
+
+
+def catalogue_model(name: str, settings: Settings) -> Generator:
+    """An installed catalogue model (`RAG_GENERATOR=qwen2.5-coder-1.5b-instruct`): found by its
+    size only, so a start costs no hashing (`rag models verify` hashes it)."""
+    from .catalogue import installed, lookup
+    from .gguffile import read_header
+
+    entry = lookup(name)
+    gguf = installed(entry, settings.cache_dir)
+    if gguf is None:
+        raise GeneratorError(f"{entry.name} is not installed: rag models install {entry.name}")
+    generator = LlamaCppGenerator(gguf, f"{entry.name} (llama.cpp)", settings.threads,
+                                  replicas=replicas(gguf, settings), cache_dir=settings.cache_dir,
+                                  system=entry.system)
+    generator.parameters = read_header(gguf).parameters(entry.tied_embeddings)  # the model card's count
+    return generator
+
+
+def _catalogue_factory(model: str) -> Any:
+    def make(name: str, settings: Settings) -> Generator:
+        return catalogue_model(model, settings)
+
+    return make
+
+
+for _model in CATALOGUE_MODELS:  # each catalogue model is a generator kind of its own
+    GENERATORS.register(_model)(_catalogue_factory(_model))
 
 
 def gguf_parameters(llm: Any) -> int:

@@ -14,7 +14,7 @@ import importlib.util
 import logging
 
 from ..config import Settings
-from .base import GENERATORS, Generator
+from .base import CATALOGUE_MODELS, GENERATORS, Generator
 
 log = logging.getLogger(__name__)
 
@@ -27,9 +27,10 @@ def engine() -> str:
 
 
 def on_llamacpp(generator: str) -> bool:
-    """Whether a `RAG_GENERATOR` setting runs through llama.cpp in process: `llamacpp:...`, or
-    `smollm2` where llama-cpp-python is installed."""
-    return generator.startswith("llamacpp:") or (generator == "smollm2" and engine() == "llamacpp")
+    """Whether a `RAG_GENERATOR` setting runs through llama.cpp in process: `llamacpp:...`, a
+    catalogue model, or `smollm2` where llama-cpp-python is installed."""
+    return (generator.startswith("llamacpp:") or generator in CATALOGUE_MODELS
+            or (generator == "smollm2" and engine() == "llamacpp"))
 
 
 @GENERATORS.register("smollm2")
