@@ -71,7 +71,8 @@ class Settings:
         "past this (the default collection stays).")
     users_file: str = _opt("", "Users and their rights per collection for rag serve --auth "
                                "(empty: users.json in collections_dir).")
-    cache_dir: Path = _opt(help="Converted model weights (the dequantized generator).",
+    cache_dir: Path = _opt(help="Converted model weights (the dequantized generator) and installed catalogue "
+                                "models (models/: rag models install NAME).",
                            factory=default_cache_dir)
     embedding_model: str = _opt(
         DEFAULT_EMBEDDING_MODEL,
@@ -107,7 +108,9 @@ class Settings:
     )
     generator: str = _opt(DEFAULT_GENERATOR,
                           "smollm2 (the packaged GGUF, through llama.cpp when llama-cpp-python is "
-                          "installed, else transformers), llamacpp:smollm2 or hf:smollm2 (that model "
+                          "installed, else transformers), an installed catalogue model by name "
+                          "(qwen2.5-coder-1.5b-instruct, qwen2.5-coder-0.5b-instruct: rag models list; "
+                          "through llama.cpp), llamacpp:smollm2 or hf:smollm2 (that model "
                           "through one engine), llamacpp:<file.gguf>, "
                           "extractive (no LLM), hf:<hub name or path>, openai:<model> (an "
                           "OpenAI-compatible server at openai_base_url) or ollama:<model> (at ollama_url).")
