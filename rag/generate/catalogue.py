@@ -192,10 +192,10 @@ def verify(model: str | CatalogueModel, cache_dir: Path) -> VerifyResult:
 
 
 def remove(model: str | CatalogueModel, cache_dir: Path) -> Path | None:
-    """Delete the installed file (and a stopped install's leftover); the path removed, or None."""
+    """Delete the installed file; the path removed, or None. (A killed install's leftovers are
+    cleared by the next install, which holds the folder's lock: one may be running now.)"""
     entry = lookup(model)
     path = entry.path(cache_dir)
-    _temporary(path).unlink(missing_ok=True)
     if not path.exists():
         return None
     path.unlink()
@@ -222,6 +222,7 @@ def install(model: str | CatalogueModel, cache_dir: Path,
                 return path
             report(Progress(entry.name, "verify", 0, len(entry.parts), 0, entry.size,
                             f"{found.problem}; installing it again"))
+        _clear_leftovers(path.parent)
         _check_space(entry, path.parent)
         temporary = _temporary(path)
         try:
@@ -258,6 +259,16 @@ def _lock(folder: Path, entry: CatalogueModel, report: ProgressCallback) -> Iter
         yield
     finally:
         os.close(fd)  # releases the lock
+
+
+def _clear_leftovers(folder: Path) -> None:
+    """Delete what an install that was killed left (its temporary file, its wheels): with the
+    folder's lock held, no other install is writing them."""
+    for leftover in folder.glob(".tmp-*"):
+        if leftover.is_dir() and not leftover.is_symlink():
+            shutil.rmtree(leftover, ignore_errors=True)
+        else:
+            leftover.unlink(missing_ok=True)
 
 
 def _check_space(entry: CatalogueModel, folder: Path) -> None:
