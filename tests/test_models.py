@@ -261,6 +261,7 @@ def test_rag_models_list_and_a_nonsense_install(cache_dir):
     assert rows[LARGE]["sha256"] == CATALOGUE[LARGE].sha256 and len(rows[LARGE]["parts"]) == 22
     table = _cli(["models", "list"], cache_dir).stdout
     assert SMALL in table and "Apache-2.0" in table and "0.49 GB" in table
+    assert _cli(["models"], cache_dir).stdout == table  # `rag models` alone lists
     out = _cli(["models", "install", "nonsense"], cache_dir)
     assert out.returncode == 1 and out.stdout == ""
     assert out.stderr.startswith("error: no model 'nonsense' in the catalogue")
