@@ -156,16 +156,15 @@ class Assistant:
 
     @property
     def answer_style(self) -> str:
-        """compact or full: `auto` gives full to chat backends (remote, assumed capable) and to
-        local models of at least `full_min_parameters` (1e9, a judgement: no such model runs
-        here to measure; the 135M SmolLM2's full-style sentences mostly fail verification)."""
+        """compact, excerpts or full (rag.generate.base.answer_style says how `auto` picks)."""
         from .generate.base import answer_style
 
         if self.settings.answer_style != "auto":
             return self.settings.answer_style
         generator = self.generator
         return answer_style("auto", self.settings.full_min_parameters, generator is not None,
-                            bool(generator and generator.remote), generator.parameters if generator else 0)[0]
+                            bool(generator and generator.remote), generator.parameters if generator else 0,
+                            bool(generator and generator.scores))[0]
 
     @cached_property
     def rewriter(self):
@@ -175,16 +174,27 @@ class Assistant:
 
     @cached_property
     def reader(self):
-        from .answer import GroundedReader
-
-        if self.answer_style == "full":
-            if self.generator is None:
-                raise ValueError("RAG_ANSWER_STYLE=full needs a generator (RAG_GENERATOR)")
+        style = self.answer_style
+        if style in ("full", "excerpts") and self.generator is None:
+            raise ValueError(f"RAG_ANSWER_STYLE={style} needs a generator (RAG_GENERATOR)")
+        if style == "full":
             from .answer.full import FullReader
             from .answer.verify import Verifier
 
             return FullReader(self.generator, Verifier(self.embedder, self.settings.verify_threshold),
                               self.settings.max_answer_tokens)
+        if style == "excerpts":
+            from .answer.excerpts import ExcerptReader
+
+            return ExcerptReader(self.ranker, self.generator, self.settings.excerpt_sentences)
+        return self.ranker
+
+    @cached_property
+    def ranker(self):
+        """The compact reader: it ranks the sentences for every style that reads them, and
+        answers in the compact style itself."""
+        from .answer import GroundedReader
+
         return GroundedReader(
             self.embedder,
             self.generator,

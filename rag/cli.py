@@ -340,7 +340,7 @@ def _generator_summary(settings: Settings, source: str) -> None:
     what, present, remote, parameters = _generator_facts(settings)
     print(f"\n# generator: {choice or 'extractive'} ({what}) — {source}")
     style, why = answer_style(settings.answer_style, settings.full_min_parameters, present, remote,
-                              parameters)
+                              parameters, scores=not what.startswith("transformers"))
     print(f"# answer style: {style} — {why}")
 
 

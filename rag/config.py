@@ -132,13 +132,17 @@ class Settings:
         "auto (bfloat16 where the CPU has bf16 units: faster prompt reading), float32 or bfloat16.",
     )
     answer_style: str = _opt(
-        "auto", "compact (the best sentence, a short answer copied out of it: for tiny models), full "
-        "(the passages in full, several cited sentences, each checked against its source) or auto "
-        "(compact for the packaged SmolLM2 and small local models, full for chat backends and "
-        "local models of at least full_min_parameters).")
+        "auto", "compact (the best sentence, a short answer copied out of it: for tiny models), "
+        "excerpts (the model reads the best sentences and says which words answer; the answer is the "
+        "sentence that holds them, and a fitted decision over the model's confidence and its yes/no "
+        "judgement refuses), full (the passages in full, several cited sentences, each checked "
+        "against its source) or auto (excerpts for local models of at least full_min_parameters, full "
+        "for chat backends, compact for the packaged SmolLM2 and other small models).")
     max_answer_tokens: int = _opt(512, "Upper bound on generated tokens of a full answer.")
     full_min_parameters: float = _opt(
-        1.0e9, "answer_style=auto: local models with at least this many parameters get the full style.")
+        1.0e9, "answer_style=auto: local models with at least this many parameters get a capable "
+        "style (excerpts; full where the model's probabilities cannot be read).")
+    excerpt_sentences: int = _opt(3, "answer_style=excerpts: the best sentences the model reads.")
     verify_threshold: float = _opt(
         0.40, "Least embedding similarity between an answer sentence and its best window of a cited "
         "passage for the sentence to count as supported (benchmarks/verify.py).")
@@ -254,8 +258,11 @@ class Settings:
             raise ValueError("sentence_ranking must be dense or fused")
         if self.refusal not in ("threshold", "learnt"):
             raise ValueError("refusal must be threshold or learnt")
-        if self.answer_style not in ("auto", "compact", "full"):
-            raise ValueError(f"answer_style must be auto, compact or full, not {self.answer_style!r}")
+        if self.answer_style not in ("auto", "compact", "excerpts", "full"):
+            raise ValueError("answer_style must be auto, compact, excerpts or full, "
+                             f"not {self.answer_style!r}")
+        if self.excerpt_sentences < 1:
+            raise ValueError("excerpt_sentences must be at least 1")
         if self.llamacpp_weights not in ("auto", "shipped", "f16", "bf16", "q8_0"):
             raise ValueError("llamacpp_weights must be auto, shipped, f16, bf16 or q8_0")
         if self.answer_concurrency < 1:

@@ -214,3 +214,31 @@ def test_clean_and_facts():
     assert clean("- **Xi** met Putin [1][2].") == ("Xi met Putin.", [1, 2])
     assert clean("It rose by 3.5% [1, 3].")[1] == [1, 3]
     assert set(facts("In March 2022 Xi Jinping met 30 leaders.")) >= {"2022", "30", "march", "Xi Jinping"}
+
+
+SEED_PASSAGES = (
+    'On Friday, President Xi Jinping confirmed that China stands ready to work with Russia and '
+    'President Vladimir Putin to chart the future. Tacitly referring to the crisis, Xi said that China '
+    'and Russia have pledged to "relentlessly deepen their strategic coordination."',
+    "The Chinese leader also noted that both countries have actively taken part in the reform of the "
+    "global governance system. Moscow hosted a trade fair in the spring.",
+)
+
+
+@pytest.mark.parametrize("claim, ok, sources", [
+    # a faithful paraphrase: "the two countries" points back to China and Russia, it counts nothing
+    ("Xi added that the two countries have pledged to relentlessly deepen their strategic "
+     "coordination [1].", True, [1]),
+    # an adjective of a place the passage names ("Chinese" where it says "China")
+    ("The Chinese president is Xi Jinping [1].", True, [1]),
+    # support spread over two passages: the name in one, "the Chinese leader" in the other
+    ("The Chinese leader's full name is Xi Jinping [1].", True, [1, 2]),
+    # a figure from the model's memory stays unsupported, whatever the passages hold around it
+    ("Moscow has a population of 12.6 million people [2].", False, []),
+    ("Xi Jinping met Putin in Moscow in 2019 [1].", False, []),
+    ("The three countries pledged to deepen their strategic coordination [1].", False, []),
+])
+def test_paraphrases_and_two_passages(verifier, claim, ok, sources):
+    record = verifier.check(claim, _passages(*SEED_PASSAGES))
+    assert record.supported is ok
+    assert record.sources == sources

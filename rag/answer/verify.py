@@ -22,6 +22,7 @@ import numpy as np
 from ..embed import Embedder
 from ..schema import Passage, SentenceCheck
 from ..text import STOP_WORDS, names, split_sentences, stem, words
+from .features import place_root
 from .reader import _INSTRUCTION
 
 CITATION = re.compile(r"\s*\[(\d+(?:\s*,\s*\d+)*)\]")
@@ -36,6 +37,9 @@ _NUMBER_WORDS = frozenset({
     "one", "two", "three", "four", "five", "six", "seven", "eight", "nine", "ten", "eleven",
     "twelve", "twenty", "thirty", "forty", "fifty", "hundred", "thousand", "million", "billion",
 })
+_PAIR = re.compile(r"\bboth\b|\b[A-Z][\w'’-]+ and [A-Z][\w'’-]+")
+"""What holds a "two" without writing it: "both", or two names joined ("China and Russia" for
+"the two countries")."""
 _NEGATED = re.compile(r"(?:\b(?:not|never|no|without)|n't)[\s,]+(\w+)", re.IGNORECASE)
 
 
@@ -155,6 +159,8 @@ def holds_facts(sentence_facts: list[str], window: str) -> bool:
             continue  # "nine" for "9"
         if fact in _WORDS_OF and re.search(rf"\b{_WORDS_OF[fact]}\b", lower):
             continue  # "9" for "nine"
+        if fact.lower() == "two" and _PAIR.search(window):
+            continue  # "the two countries" for "China and Russia"
         if fact[0].isdigit():
             figure = "[-–]".join(re.escape(part) for part in re.split("[-–]", fact))
             if not re.search(rf"(?<!\d)(?<!\d[.,–-]){figure}(?![\d]|[.,–-]\d)", window):
@@ -163,9 +169,15 @@ def holds_facts(sentence_facts: list[str], window: str) -> bool:
             plural = _is_name(fact) and len(fact) >= 4
             base = re.escape(re.sub(r"(?:['’]s?|s)$", "", fact.lower()) if plural else fact.lower())
             ending = r"s?(?:['’]s?)?" if plural else ""
-            if not re.search(rf"\b{base}{ending}\b", lower):
+            if not re.search(rf"\b{base}{ending}\b", lower) and not _place_of(fact, window):
                 return False
     return True
+
+
+def _place_of(fact: str, window: str) -> bool:
+    """Is `fact` an adjective of a place the window names ("Chinese" where it says "China")?"""
+    root = place_root(fact.lower()) if " " not in fact and _is_name(fact) else None
+    return root is not None and re.search(rf"\b{re.escape(root.capitalize())}[a-z]*\b", window) is not None
 
 
 _IN_PLACE = (r"(?:[A-Z](?:[\w'’-]|\.(?=\w))*(?:\s+(?:of\s+|de\s+|the\s+)?[A-Z](?:[\w'’-]|\.(?=\w))*)*"
@@ -348,7 +360,55 @@ class Verifier:
                 record.sources = [best.source]
                 record.spans = [(best.source, best.start, best.end)]
                 return record
+        pair = self.pair(text)
+        if pair is not None:
+            first, second = (self._windows[i] for i in pair)
+            record.supported = True
+            record.sources = sorted({first.source, second.source})
+            record.spans = [(w.source, w.start, w.end) for w in (first, second)]
         return record
+
+    def pair(self, text: str, candidates: int = 6) -> tuple[int, int] | None:
+        """Two sentences of different places (two passages, or far apart in one) that hold the
+        sentence together where neither does alone ("The Chinese president's full name is Xi
+        Jinping": the name in one passage, "the Chinese leader" in another). Each figure must
+        still stand, as written and placed, in one of them (a figure and its claim are never
+        put together from two places); the names and content words may come from both, each
+        must add some, and the sentence must be similar to the two read together. A fact that no
+        passage holds (a population from the model's memory) is still unsupported."""
+        if self._vectors is None or not self._windows:
+            return None
+        wanted = facts(text, self._common)
+        figures = [f for f in wanted if _is_figure(f)]
+        single = [i for i, w in enumerate(self._windows) if not w.pair]
+        vector = self.embedder.encode([text])[0]
+        near = sorted(single, key=lambda i: -float(self._vectors[i] @ vector))[:candidates]
+        mine = {stem(w) for w in words(text) if w not in STOP_WORDS and w not in GENERIC}
+        found: list[tuple[int, int]] = []
+        for a, i in enumerate(near):
+            for j in near[a + 1:]:
+                one, two = self._windows[i], self._windows[j]
+                if one.source == two.source and abs(one.start - two.start) < 2 * len(one.text):
+                    continue  # neighbours are a window of their own already
+                both = f"{one.around} {two.around}"
+                if not holds_facts(wanted, both) or not negation_held(text, f"{one.text} {two.text}"):
+                    continue
+                if figures and not any(holds_facts(figures, w.text) and self._placed(wanted, text, k)
+                                       for k, w in ((i, one), (j, two))):
+                    continue
+                if any(changed_in_place(text, f, w.passage) for f in wanted for w in (one, two)):
+                    continue
+                has = [{stem(x) for x in words(w.text)} & mine for w in (one, two)]
+                if not has[0] - has[1] or not has[1] - has[0]:
+                    continue  # one of them adds nothing: it would be a single window
+                if word_share(text, f"{one.text} {two.text}") >= self.min_word_share:
+                    found.append((i, j))
+        if not found:
+            return None
+        joined = self.embedder.encode([f"{self._windows[i].text} {self._windows[j].text}" for i, j in found])
+        sims = joined @ vector
+        best = int(np.argmax(sims))
+        return found[best] if sims[best] >= self.threshold else None
 
     def candidates(self, claim: str, passage: str) -> list[tuple[float, float]]:
         """For the benchmark: (word share, similarity) of every window of the passage that holds

@@ -57,6 +57,9 @@ class Generator(ABC):
 
     copies: bool = False
     """Honours `copy_from` (an in-process model whose next-token choice can be masked)."""
+    scores: bool = False
+    """Reports how sure it is: fills `confidence` in `stream` and answers `yes_probability`
+    (an in-process model whose next-token probabilities can be read)."""
 
     @abstractmethod
     def stream(self, messages: Messages, max_new_tokens: int, one_sentence: bool = False,
@@ -65,7 +68,15 @@ class Generator(ABC):
         `one_line` at the first line break (the compact answer is one line; a full answer is
         several sentences or bullets). `copy_from`: the reply may only copy a span of one of
         these texts word for word (rag/generate/copy.py), where `copies` is true; a served model
-        ignores it. Closing the iterator early stops the generation too."""
+        ignores it. Where `scores` is true, a `confidence` list may be passed too: it receives
+        the log-probability of each token of the reply. Closing the iterator early stops the
+        generation too."""
+
+    def yes_probability(self, messages: Messages) -> float | None:
+        """P(yes) / (P(yes) + P(no)) for the first word of the reply to `messages` (a yes/no
+        question), where `scores` is true; None where the model's probabilities cannot be read.
+        One forward pass: a judge that costs the question's tokens, not a generated answer."""
+        return None
 
     def generate(self, messages: Messages, max_new_tokens: int, one_sentence: bool = False,
                  one_line: bool = True, copy_from: Copy | None = None) -> str:
@@ -107,11 +118,13 @@ def make_generator(settings: Settings) -> Generator | None:
 
 
 def answer_style(setting: str, full_min_parameters: float, generator: bool = True, remote: bool = False,
-                 parameters: int = 0) -> tuple[str, str]:
-    """compact or full, and why (Assistant.answer_style; `rag config` says it before any model
-    is loaded): `auto` gives full to chat backends (served, assumed capable) and to local models
-    of at least `full_min_parameters` (1e9, a judgement: the 135M SmolLM2's full-style sentences
-    mostly fail verification), compact to the rest."""
+                 parameters: int = 0, scores: bool = True) -> tuple[str, str]:
+    """compact, excerpts or full, and why (Assistant.answer_style; `rag config` says it before
+    any model is loaded). `auto`: a served chat model gets full (its probabilities cannot be read
+    here, and a large served model writes cited prose well); a local model of at least
+    `full_min_parameters` gets excerpts (it reads the reader's best sentences and says which
+    words answer: measured against full on the tune half, docs/EVALUATION.md), or full when its
+    probabilities cannot be read; smaller ones get compact."""
     if setting != "auto":
         return setting, f"answer_style={setting} as set"
     if not generator:
@@ -120,9 +133,11 @@ def answer_style(setting: str, full_min_parameters: float, generator: bool = Tru
         return "full", "auto, and a served chat model is assumed capable of full cited answers"
     line = scientific(full_min_parameters)
     if not parameters:
-        return "compact", f"auto, and its parameter count is unknown (full needs full_min_parameters {line})"
+        return "compact", f"auto, and its parameter count is unknown (a capable style needs " \
+                          f"full_min_parameters {line})"
     if parameters >= full_min_parameters:
-        return "full", f"auto, and {scientific(parameters)} parameters >= full_min_parameters {line}"
+        style = "excerpts" if scores else "full"
+        return style, f"auto, and {scientific(parameters)} parameters >= full_min_parameters {line}"
     return "compact", f"auto, and {scientific(parameters)} parameters < full_min_parameters {line}"
 
 

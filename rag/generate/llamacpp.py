@@ -25,6 +25,7 @@ took 7.9 s on two with the other core busy): the threads in use never exceed `th
 from __future__ import annotations
 
 import codecs
+import contextlib
 import queue
 import threading
 from collections.abc import Iterator
@@ -117,27 +118,34 @@ class LlamaCppGenerator(Generator):
                                                  self.llm.n_vocab(), piece)
         return self._vocabulary
 
+    scores = True
+
     def stream(self, messages: Messages, max_new_tokens: int, one_sentence: bool = False,
-               one_line: bool = True, copy_from: Copy | None = None) -> Iterator[str]:
+               one_line: bool = True, copy_from: Copy | None = None,
+               confidence: list[float] | None = None) -> Iterator[str]:
         ids = self.prompt(messages)
-        mask = _CopyMask(CopySpan(copy_from, self.vocabulary(), [self._end, self.llm.token_eos()]),
-                         len(ids)) if copy_from else None
+        processors: list[Any] = []
+        if confidence is not None:  # first: it reads the model's own scores, before any mask
+            processors.append(_Confidence(confidence))
+        if copy_from:
+            processors.append(_CopyMask(CopySpan(copy_from, self.vocabulary(),
+                                                 [self._end, self.llm.token_eos()]), len(ids)))
         if len(ids) + max_new_tokens > self.llm.n_ctx():
             raise GeneratorError(f"{self.name}: the prompt ({len(ids)} tokens) does not fit its "
                                  f"{self.llm.n_ctx()}-token context")
-        llm = self._context()
-        with self._threads_changed:
-            self._active += 1
-        held = 0
-        try:
+        with self._turn() as turn:
+            llm = turn.llm
             decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
             text = ""
             produced = 0
-            held = self._share(llm, held)
+            # reset=True still keeps the prefix this context read last (the system turn, the
+            # same excerpts for a judge's question): llama-cpp-python reads only what differs
             for token in llm.generate(ids, top_k=1, top_p=1.0, min_p=0.0, temp=0.0,
                                       repeat_penalty=1.0, reset=True,
-                                      logits_processor=[mask] if mask else None):
-                held = self._share(llm, held)
+                                      logits_processor=processors or None):
+                turn.share()
+                if confidence is not None and processors[0].last is not None:
+                    confidence.append(processors[0].logprob(token))
                 if token in (self._end, llm.token_eos()):
                     break
                 piece = decoder.decode(llm.detokenize([token], special=False))
@@ -152,10 +160,51 @@ class LlamaCppGenerator(Generator):
                 produced += 1
                 if produced >= max_new_tokens or (one_sentence and sentence_complete(text)):
                     break
+
+    def yes_probability(self, messages: Messages) -> float | None:
+        import numpy as np
+
+        ids = self.prompt(messages)
+        yes, no = self._answer_tokens()
+        seen: list[Any] = []
+
+        def first(input_ids: Any, scores: Any) -> Any:
+            seen.append(np.asarray(scores, dtype=np.float64).copy())
+            return scores
+
+        with self._turn() as turn:
+            steps = turn.llm.generate(ids, top_k=1, temp=0.0, repeat_penalty=1.0, reset=True,
+                                      logits_processor=[first])
+            next(steps)  # one step: the scores of the reply's first token
+            steps.close()
+        if not seen:
+            return None
+        row = np.exp(seen[0] - seen[0].max())
+        p_yes, p_no = float(row[yes].sum()), float(row[no].sum())
+        return p_yes / (p_yes + p_no) if p_yes + p_no > 0 else None
+
+    def _answer_tokens(self) -> tuple[list[int], list[int]]:
+        """The tokens that open a "yes" and a "no" reply, in the spellings a model writes."""
+        def opening(spellings: tuple[str, ...]) -> list[int]:
+            return sorted({self.llm.tokenize(w.encode(), add_bos=False, special=False)[0]
+                           for w in spellings})
+        return (opening(("yes", "Yes", "YES", " yes", " Yes")),
+                opening(("no", "No", "NO", " no", " No")))
+
+    @contextlib.contextmanager
+    def _turn(self) -> Iterator[_Turn]:
+        """A context to write with, and its share of the threads, given back afterwards."""
+        llm = self._context()
+        with self._threads_changed:
+            self._active += 1
+        turn = _Turn(self, llm)
+        try:
+            turn.share()
+            yield turn
         finally:
             with self._threads_changed:
                 self._active -= 1
-                self._spare += held
+                self._spare += turn.held
                 self._threads_changed.notify_all()
             self._free.put(llm)
 
@@ -192,6 +241,41 @@ class LlamaCppGenerator(Generator):
 
             llama_cpp.llama_set_n_threads(llm._ctx.ctx, new, new)
         return new
+
+
+class _Turn:
+    """One answer's hold on a context and on its threads (`share` between tokens)."""
+
+    def __init__(self, owner: LlamaCppGenerator, llm: Any):
+        self.owner = owner
+        self.llm = llm
+        self.held = 0
+
+    def share(self) -> None:
+        self.held = self.owner._share(self.llm, self.held)
+
+
+class _Confidence:
+    """llama.cpp logits processor that only looks: the log-probability, under the model's own
+    scores, of the token chosen next (greedy decoding: the best-scored one, unless a mask that
+    runs after this one forbids it)."""
+
+    def __init__(self, out: list[float]):
+        self.out = out
+        self.last: Any = None
+
+    def __call__(self, input_ids: Any, scores: Any) -> Any:
+        import numpy as np
+
+        row = np.asarray(scores, dtype=np.float64)
+        top = row.max()
+        self.last = (row.copy(), top + np.log(np.exp(row - top).sum()))
+        return scores
+
+    def logprob(self, token: int) -> float:
+        row, total = self.last
+        self.last = None
+        return float(row[token] - total)
 
 
 class _CopyMask:

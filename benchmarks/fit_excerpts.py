@@ -1,0 +1,187 @@
+"""Fit the excerpts style's answer-or-refuse decision (rag/answer/excerpts.py) for one real
+model, on the tune half of XQuAD's articles, and measure it on the held-out half.
+
+Every question is asked three ways, end to end over all of XQuAD's paragraphs: as it is
+(answerable), with its own paragraph taken out of the retrieved passages, and with its key name
+or number swapped for another of the article's (both unanswerable; rag.evaluate builds them).
+For each, the model reads the reader's best sentences and replies (its real output, greedy); the
+signals (its tokens' log-probabilities, its yes/no judgement of its own reply, the best
+sentence's cosine and coverage, whether the reply is the excerpts' own words) are kept in
+DIR/excerpts-<model>.jsonl, so a second run only fits. A logistic regression over them
+separates answerable from unanswerable on the tune half; its threshold is the highest that
+refuses at most 5 % of the tune half's answerable questions. Reported on both halves: refused,
+false refusals, and, for the answerable ones, how often the answer holds the gold text and the
+short answer's F1 (with and without the decision).
+
+    python benchmarks/fit_excerpts.py ../shared/datasets/xquad/xquad.en.json \\
+        --model qwen2.5-coder-1.5b-instruct --work DIR [--limit 400] [--write]
+
+--write stores the decision in rag/answer/excerpts_model.json under the model's name.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+import evalkit  # noqa: F401  (puts the checkout on sys.path, offline)
+import numpy as np
+
+from rag import evaluate as ev
+from rag.answer.excerpts import MODEL_FILE, SIGNALS, ExcerptReader, Reading, answer_probability
+from rag.answer.reader import missing_names
+from rag.generate import make_generator
+
+ROOT = Path(__file__).resolve().parents[1]
+FALSE_REFUSALS = 0.05
+
+
+def reading(reader: ExcerptReader, question: str, passages: list) -> tuple[Reading | None, bool, float]:
+    """The model's reading of the best sentences (None when the reader refuses before asking:
+    no sentence, or a name of the question that no passage mentions), and its seconds."""
+    started = time.perf_counter()
+    ranked, _, _ = reader.ranker.rank(question, passages)
+    if not ranked or missing_names(question, passages):
+        return None, True, time.perf_counter() - started
+    result = None
+    for item in reader.read(question, ranked):
+        if isinstance(item, Reading):
+            result = item
+    return result, False, time.perf_counter() - started
+
+
+def record(kind: str, item: ev.SquadItem, question: str, result: Reading | None, seconds: float,
+           half: str) -> dict:
+    row = {"id": item.id, "kind": kind, "half": half, "question": question, "answers": item.answers,
+           "seconds": round(seconds, 3), "asked": result is not None}
+    if result is not None:
+        text = " ".join(e.text for e in result.holding)
+        row.update(reply=result.reply, phrase=result.phrase, unknown=result.unknown,
+                   signals=result.signals, logprobs=[round(x, 3) for x in result.logprobs],
+                   holds_gold=ev.contains_gold(text, item.answers),
+                   f1=ev.metric_max_over_ground_truths(ev.f1_score, result.phrase, item.answers))
+    return row
+
+
+def collect(args: argparse.Namespace, path: Path) -> list[dict]:
+    """Ask every question (three ways) and keep each result as a JSON line; resumes."""
+    done = {(r["id"], r["kind"]) for r in map(json.loads, path.open())} if path.exists() else set()
+    items = ev._spread(ev.load_squad(args.squad), args.limit)
+    split = ev.split_articles(i.title for i in ev.load_squad(args.squad))
+    paragraphs: dict[str, tuple[str, str]] = {}
+    articles: dict[str, list[str]] = {}
+    for item in ev.load_squad(args.squad):
+        if item.paragraph not in paragraphs:
+            paragraphs[item.paragraph] = (item.title, item.context)
+            articles.setdefault(item.title, []).append(item.context)
+    assistant, mapping = ev._assistant(args.work, paragraphs, False, generator="extractive")
+    settings = assistant.settings.replace(generator=args.model)
+    generator = make_generator(settings)
+    reader = ExcerptReader(assistant.reader, generator, excerpts=args.excerpts, model={})
+    k = assistant.settings.top_k
+    with path.open("a") as out:
+        for n, item in enumerate(items):
+            half = split[item.title]
+            if half not in args.halves.split(","):
+                continue
+            deeper = assistant.retriever.run(item.question, 3 * k)
+            cases = [("answerable", item.question, deeper[:k]),
+                     ("removed", item.question,
+                      [p for p in deeper if mapping.get(p.doc_id) != item.paragraph][:k])]
+            swapped = ev.swapped_question(item, articles[item.title])
+            if swapped:
+                cases.append(("swapped", swapped, assistant.retriever.run(swapped, k)))
+            for kind, question, passages in cases:
+                if (item.id, kind) in done:
+                    continue
+                result, _, seconds = reading(reader, question, passages)
+                out.write(json.dumps(record(kind, item, question, result, seconds, half)) + "\n")
+                out.flush()
+            if n % 20 == 0:
+                print(f"{n}/{len(items)} questions", file=sys.stderr)
+    return [json.loads(line) for line in path.open()]
+
+
+def matrix(rows: list[dict]) -> np.ndarray:
+    return np.array([[r["signals"][s] for s in SIGNALS] for r in rows])
+
+
+def report(rows: list[dict], decide) -> dict[str, float]:
+    """Refusals and answer quality when `decide(row)` says answer."""
+    answerable = [r for r in rows if r["kind"] == "answerable"]
+    unanswerable = [r for r in rows if r["kind"] != "answerable"]
+    answered = {id(r): r["asked"] and decide(r) for r in rows}
+    return {
+        "questions": len(answerable),
+        "unanswerables refused %": 100 * np.mean([not answered[id(r)] for r in unanswerable]),
+        "false refusals %": 100 * np.mean([not answered[id(r)] for r in answerable]),
+        "answer holds gold %": 100 * np.mean([answered[id(r)] and r["holds_gold"] for r in answerable]),
+        "short answer F1": 100 * np.mean([r["f1"] if answered[id(r)] else 0.0 for r in answerable]),
+    }
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("squad", type=Path)
+    parser.add_argument("--model", required=True, help="a generator setting (a catalogue name)")
+    parser.add_argument("--work", type=Path, required=True)
+    parser.add_argument("--limit", type=int, default=400, help="questions spread over the file")
+    parser.add_argument("--excerpts", type=int, default=3, help="sentences the model reads")
+    parser.add_argument("--halves", default="tune", help="tune, or tune,held-out: which halves to ask")
+    parser.add_argument("--write", action="store_true", help="store rag/answer/excerpts_model.json")
+    args = parser.parse_args()
+    from sklearn.linear_model import LogisticRegression
+
+    path = args.work / f"excerpts-{args.model.replace('/', '_')}-{args.excerpts}.jsonl"
+    rows = [r for r in collect(args, path) if r["kind"] in ("answerable", "removed", "swapped")]
+    tune = [r for r in rows if r["half"] == "tune" and r["asked"] and not r["unknown"] and r["phrase"]]
+    x = matrix(tune)
+    y = np.array([r["kind"] == "answerable" for r in tune], dtype=int)
+    mean, scale = x.mean(axis=0), x.std(axis=0) + 1e-9
+    clf = LogisticRegression(C=1.0, class_weight="balanced", max_iter=1000).fit((x - mean) / scale, y)
+    model = {"signals": list(SIGNALS), "mean": mean.tolist(), "scale": scale.tolist(),
+             "weights": clf.coef_[0].tolist(), "bias": float(clf.intercept_[0]), "threshold": 0.0}
+    tune_answerable = [r for r in rows if r["half"] == "tune" and r["kind"] == "answerable"]
+    # the threshold: the highest that refuses at most 5 % of the tune half's answerable ones, those
+    # the model itself refused or could not quote counted first
+    lost = sum(1 for r in tune_answerable if not (r["asked"] and not r["unknown"] and r["phrase"]))
+    scores = sorted(answer_probability(r["signals"], model) for r in tune_answerable
+                    if r["asked"] and not r["unknown"] and r["phrase"])
+    allowed = int(FALSE_REFUSALS * len(tune_answerable)) - lost
+    model["threshold"] = float(scores[allowed]) if 0 <= allowed < len(scores) else 0.0
+    model["fitted_on"] = (f"tune half of {args.squad.name}: {len(tune_answerable)} answerable questions "
+                          f"and their constructed unanswerables, {args.excerpts} excerpts; "
+                          "benchmarks/fit_excerpts.py")
+
+    def fitted(r: dict) -> bool:
+        return not r["unknown"] and bool(r["phrase"]) and \
+            answer_probability(r["signals"], model) >= model["threshold"]
+
+    def unfitted(r: dict) -> bool:
+        return not r["unknown"] and bool(r["phrase"]) and r["signals"]["judge"] >= 0.5
+
+    def always(r: dict) -> bool:
+        return not r["unknown"] and bool(r["phrase"])
+
+    print(f"model {args.model}, {args.excerpts} excerpts; weights "
+          + ", ".join(f"{s} {w:+.2f}" for s, w in zip(SIGNALS, model["weights"])))
+    for half in ("tune", "held-out"):
+        part = [r for r in rows if r["half"] == half]
+        for label, decide in (("reply only", always), ("judge >= 0.5", unfitted), ("fitted", fitted)):
+            figures = report(part, decide)
+            print(f"{half:8s} {label:13s} " + ", ".join(f"{k} {v:.1f}" for k, v in figures.items()))
+    seconds = sorted(r["seconds"] for r in rows if r["asked"])
+    print(f"median seconds per reading {seconds[len(seconds) // 2]:.2f} (model reply and judge)")
+    if args.write:
+        models = json.loads(MODEL_FILE.read_text()) if MODEL_FILE.exists() else {}
+        models[args.model] = model
+        MODEL_FILE.write_text(json.dumps(models, indent=1) + "\n", encoding="utf-8")
+        print(f"wrote {MODEL_FILE.relative_to(ROOT)}", file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

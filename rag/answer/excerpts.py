@@ -1,0 +1,192 @@
+"""The excerpts style, for capable local models: the model reads only the reader's best
+sentences and says which words answer; the answer is the sentence that holds those words, as
+written and cited, with the words singled out (`Answer.short`).
+
+Why not the passages in full: on two cores a 1.5B model reads about 50 tokens a second, so four
+passages (~1,000 tokens) cost twenty seconds before the first word, and a small model reading
+them drifts (it answered 4 of 22 seed questions, refusing most, when it was handed the passages
+and told how to refuse). The reader's fused ranking already puts the sentence that holds the
+answer among its best three for ~90 % of XQuAD's questions (fit on the tune half); a short
+prompt of those sentences is quick to read, and the model does what it is good at: finding the
+words that answer, across sentences. Every word shown is the documents' own.
+
+Whether the documents answer at all is decided from signals, not from the model's say-so
+(asked to reply "Unknown", a small model almost never does): how sure the model was of its
+reply (the log-probabilities of its tokens), the model judging its own reply against the
+excerpts ("Is that answer stated in the excerpts? yes/no": one more forward pass over a few
+tokens, the excerpts already read), and the reader's own signals (the best sentence's cosine,
+the question's names). A logistic regression over them, fitted per model on the tune half of
+XQuAD's articles with constructed unanswerables (benchmarks/fit_excerpts.py), says refuse or
+answer; a model without a fit uses its reply and judge alone.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from functools import lru_cache
+from pathlib import Path
+
+from ..generate import Generator
+from ..schema import Answer, Evidence, Passage, final_answer
+from ..text import words
+from .reader import REFUSAL, GroundedReader, coverage, literal_span, missing_names, with_date, with_relevance
+
+SYSTEM = ("Answer the question with the shortest phrase from the excerpts that answers it. "
+          "If the excerpts do not answer it, reply: Unknown")
+JUDGE = "Is that answer stated in the excerpts? Reply yes or no."
+UNKNOWN = re.compile(r"^\W*(?:unknown|not (?:stated|given|mentioned)|none|n/?a)\W*$|don'?t say|do not say",
+                     re.IGNORECASE)
+MODEL_FILE = Path(__file__).with_name("excerpts_model.json")
+SIGNALS = ("min_logprob", "mean_logprob", "judge", "dense", "coverage", "literal")
+"""What the answer-or-refuse decision reads, in the order of the fitted weights."""
+
+
+@dataclass
+class Reading:
+    """What the model made of the excerpts: its reply and the signals the decision reads."""
+
+    excerpts: list[Evidence]
+    reply: str = ""
+    phrase: str = ""
+    """The reply as the excerpts write it ("" when no excerpt holds it word for word)."""
+    holding: list[Evidence] = field(default_factory=list)
+    """The excerpts that hold the reply: the answer's sentences."""
+    logprobs: list[float] = field(default_factory=list)
+    judge: float | None = None
+    unknown: bool = False
+    signals: dict[str, float] = field(default_factory=dict)
+
+
+class ExcerptReader:
+    """Question + passages -> an Answer whose text is the excerpt sentence the model's reply
+    came from, or the refusal."""
+
+    def __init__(self, ranker: GroundedReader, generator: Generator, excerpts: int = 3,
+                 max_new_tokens: int = 32, judge: bool = True, model: dict | None = None):
+        self.ranker = ranker
+        """Ranks the passages' sentences (the compact reader's fused ranking)."""
+        self.generator = generator
+        self.excerpts = excerpts
+        self.max_new_tokens = max_new_tokens
+        self.judge = judge and generator.scores
+        self.model = model if model is not None else decision_model(generator.name)
+
+    def chosen(self, ranked: list[Evidence]) -> list[Evidence]:
+        """The best sentences, and the article date line when one is among the candidates (a
+        "when" question may need it)."""
+        sentences = [ev for ev in ranked if ev.date is None][: self.excerpts]
+        dates = [ev for ev in ranked if ev.date is not None][:1]
+        return sentences + dates
+
+    @staticmethod
+    def messages(question: str, excerpts: list[Evidence]) -> list[dict[str, str]]:
+        lines = [f"[{ev.source}] {ev.text}" for ev in excerpts if ev.date is None]
+        dates = sorted({ev.date for ev in excerpts if ev.date})
+        if dates:
+            lines.append(f"(Article date: {', '.join(dates)})")
+        user = "Excerpts:\n" + "\n".join(lines) + f"\n\nQuestion: {question}"
+        return [{"role": "system", "content": SYSTEM}, {"role": "user", "content": user}]
+
+    def read(self, question: str, ranked: list[Evidence]) -> Iterator[str | Reading]:
+        """Draft pieces of the model's reply, then the Reading with its signals."""
+        reading = Reading(self.chosen(ranked))
+        messages = self.messages(question, reading.excerpts)
+        pieces: list[str] = []
+        confidence: list[float] | None = [] if self.generator.scores else None
+        kwargs = {"confidence": confidence} if confidence is not None else {}
+        stream = self.generator.stream(messages, self.max_new_tokens, one_line=True, **kwargs)
+        try:
+            for piece in stream:
+                pieces.append(piece)
+                yield piece
+        finally:
+            stream.close()
+        reading.reply = "".join(pieces).strip().strip('"').strip()
+        reading.logprobs = confidence or []
+        reading.unknown = not reading.reply or bool(UNKNOWN.search(reading.reply))
+        phrase = _CITATION.sub("", reading.reply).strip().rstrip(".")
+        sentences = [ev for ev in reading.excerpts if ev.date is None]
+        reading.phrase = "" if reading.unknown else literal_span(phrase, sentences)
+        reading.holding = [ev for ev in sentences if reading.phrase and literal_span(reading.phrase, [ev])]
+        if not reading.unknown and self.judge:
+            reading.judge = self.generator.yes_probability(
+                messages + [{"role": "assistant", "content": reading.reply},
+                            {"role": "user", "content": JUDGE}])
+        best = reading.holding[0] if reading.holding else (sentences[0] if sentences else None)
+        lp = reading.logprobs or [0.0]
+        reading.signals = {
+            "min_logprob": min(lp), "mean_logprob": sum(lp) / len(lp),
+            "judge": reading.judge if reading.judge is not None else 0.5,
+            "dense": max((ev.score for ev in sentences), default=0.0),
+            "coverage": coverage(question, best.text) if best else 0.0,
+            "literal": float(bool(reading.phrase)),
+        }
+        yield reading
+
+    def answers(self, reading: Reading) -> bool:
+        """Do the documents answer? The fitted decision over the signals, or, for a model
+        without a fit, the model's own reply and judge."""
+        if reading.unknown or not reading.phrase:
+            return False
+        if self.model is None:
+            return reading.judge is None or reading.judge >= 0.5
+        return answer_probability(reading.signals, self.model) >= self.model["threshold"]
+
+    def run(self, question: str, passages: list[Passage]) -> Answer:
+        return final_answer(self.stream(question, passages))
+
+    def stream(self, question: str, passages: list[Passage]) -> Iterator[str | Answer]:
+        ranked, _, _ = self.ranker.rank(question, passages)
+        passages = with_relevance(passages, ranked)
+        if not ranked or missing_names(question, passages):
+            yield REFUSAL
+            yield Answer(question, REFUSAL, passages, refused=True, method="refusal")
+            return
+        reading = None
+        for item in self.read(question, ranked):
+            if isinstance(item, Reading):
+                reading = item
+            else:
+                yield item
+        assert reading is not None
+        if not self.answers(reading):
+            yield Answer(question, REFUSAL, passages, refused=True, method="refusal")
+            return
+        text = " ".join(GroundedReader.extractive(ev) for ev in reading.holding)
+        cited = sorted({ev.source for ev in reading.holding})
+        text = with_date(question, text, [passages[n - 1] for n in cited if n <= len(passages)])
+        sources = [GroundedReader._highlight(p, n, reading.holding) if n in cited else p
+                   for n, p in enumerate(passages, start=1)]
+        short = reading.phrase if len(words(reading.phrase)) < len(words(text)) else ""
+        yield Answer(question, text, sources, refused=False, method="excerpts", short=short)
+
+
+_CITATION = re.compile(r"\s*\[\d+\]")
+
+
+def answer_probability(signals: dict[str, float], model: dict) -> float:
+    """The fitted logistic regression: P(the documents answer | the signals)."""
+    z = model["bias"] + sum(w * (signals[name] - m) / s for name, w, m, s in
+                            zip(SIGNALS, model["weights"], model["mean"], model["scale"]))
+    return 1.0 / (1.0 + math.exp(-z))
+
+
+@lru_cache(maxsize=1)
+def _models(path: Path = MODEL_FILE) -> dict:
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError):
+        return {}
+
+
+def decision_model(generator_name: str) -> dict | None:
+    """The decision fitted for this model (by the catalogue name its generator's name starts
+    with), or None."""
+    for name, model in _models().items():
+        if generator_name.startswith(name):
+            return model
+    return None
