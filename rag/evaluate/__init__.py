@@ -28,7 +28,7 @@ Run = dict[str, dict[str, float]]
 Qrels = dict[str, dict[str, int]]
 """query id -> {doc id: graded relevance}"""
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 DEFAULT_DATASETS = ROOT.parent / "shared" / "datasets"
 
 
@@ -209,7 +209,7 @@ def swapped_question(item: SquadItem, article: list[str]) -> str | None:
     import random
     import zlib
 
-    from .text import names
+    from ..text import names
 
     own = item.context.lower()
     others = " ".join(c for c in article if c != item.context)
@@ -245,7 +245,7 @@ class Result:
 
 
 def _file_name(key: str, used: set[str]) -> str:
-    from .assistant import safe_filename
+    from ..assistant import safe_filename
 
     base = safe_filename(key.replace("#", "-p")) or "doc"
     name, n = base, 1
@@ -276,8 +276,8 @@ def _write_corpus(folder: Path, docs: dict[str, tuple[str, str]]) -> dict[str, s
 
 
 def _new_assistant(corpus: Path, index: Path, embedder: Any = None, **settings: Any):
-    from .assistant import Assistant
-    from .config import Settings
+    from ..assistant import Assistant
+    from ..config import Settings
 
     assistant = Assistant(Settings.from_env(corpus_dir=corpus, index_dir=index, **settings))
     if embedder is not None:  # an already loaded model (the tests share one)
@@ -315,7 +315,7 @@ def evaluate_retrieval(beir_dir: Path, work: Path, limit: int | None = None, dep
     """Index the BEIR corpus with the assistant's own pipeline, retrieve for each judged query,
     and score documents by their best chunk. With `compare`, dense and hybrid variants are
     measured too, on the same index (the first row is the configured retrieval)."""
-    from .retrieve import DenseRetriever, HybridRetriever
+    from ..retrieve import DenseRetriever, HybridRetriever
 
     data = load_beir(beir_dir)
     qids = [q for q in data.qrels if q in data.queries]
@@ -403,7 +403,7 @@ def evaluate_qa(squad_file: Path, work: Path, mode: str = "rc", limit: int | Non
     held-out half of the articles (`split_articles`). `rc`: the reader gets the gold paragraph
     as its only passage. `e2e`: every paragraph is indexed and the assistant retrieves and
     answers."""
-    from .schema import Passage
+    from ..schema import Passage
 
     if mode not in ("rc", "e2e"):
         raise ValueError("mode is rc or e2e")
