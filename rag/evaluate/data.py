@@ -71,6 +71,24 @@ def load_squad(path: Path) -> list[SquadItem]:
     return items
 
 
+def paragraphs_of(items: Iterable[SquadItem]) -> dict[str, tuple[str, str]]:
+    """Paragraph key -> (article title, text), in file order: the documents an end-to-end run
+    indexes, one file each."""
+    paragraphs: dict[str, tuple[str, str]] = {}
+    for item in items:
+        paragraphs.setdefault(item.paragraph, (item.title, item.context))
+    return paragraphs
+
+
+def articles_of(paragraphs: dict[str, tuple[str, str]]) -> dict[str, list[str]]:
+    """Article title -> its paragraphs' texts: where `swapped_question` looks for a name or
+    number of the same article that the question's own paragraph does not hold."""
+    articles: dict[str, list[str]] = {}
+    for title, text in paragraphs.values():
+        articles.setdefault(title, []).append(text)
+    return articles
+
+
 HALVES = ("tune", "held-out")
 
 

@@ -8,7 +8,7 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
-from .data import SquadItem, _spread, load_squad, split_articles, swapped_question
+from .data import SquadItem, _spread, articles_of, load_squad, paragraphs_of, split_articles, swapped_question
 from .metrics import (
     _CITATIONS,
     answer_text,
@@ -42,14 +42,10 @@ def evaluate_qa(squad_file: Path, work: Path, mode: str = "rc", limit: int | Non
     held-out half of the articles (`split_articles`). `rc`: the reader gets the gold paragraph
     as its only passage. `e2e`: every paragraph is indexed and the assistant retrieves and
     answers."""
-    from ..schema import Passage
-
     if mode not in ("rc", "e2e"):
         raise ValueError("mode is rc or e2e")
     items = _spread(load_squad(squad_file), limit)
-    paragraphs = {}
-    for item in load_squad(squad_file):
-        paragraphs.setdefault(item.paragraph, (item.title, item.context))
+    paragraphs = paragraphs_of(load_squad(squad_file))
     if mode == "e2e":
         assistant, mapping = _assistant(work, paragraphs, progress, embedder, **settings)
     else:  # no index: the reader alone
@@ -61,22 +57,15 @@ def evaluate_qa(squad_file: Path, work: Path, mode: str = "rc", limit: int | Non
     for item in items:
         started = time.perf_counter()
         if mode == "rc":
-            passage = Passage(0, item.paragraph, item.title, "", None, item.context, 0,
-                              len(item.context), 1.0)
-            answer = assistant.reader.run(item.question, [passage])
+            answer = assistant.reader.run(item.question, [gold_passage(item)])
         else:
             answer = assistant.ask(item.question)
         times.append(time.perf_counter() - started)
         predictions[item.id] = answer_text(answer)
-        full = "" if answer.refused else _CITATIONS.sub("", answer.text)
-        pred = predictions[item.id]
-        scores = {"exact_match": metric_max_over_ground_truths(exact_match_score, pred, item.answers),
-                  "f1": metric_max_over_ground_truths(f1_score, pred, item.answers),
-                  "answer holds gold": float(contains_gold(full, item.answers)),
-                  "refused": float(answer.refused)}
+        scores = qa_scores(item, answer)
         if mode == "e2e":
             scores[f"gold paragraph in top {assistant.settings.top_k}"] = float(
-                any(mapping.get(p.doc_id) == item.paragraph for p in answer.sources))
+                gold_retrieved(item, answer, mapping))
         per_item[item.id] = scores
         if bar is not None:
             bar.update(1)
@@ -93,6 +82,36 @@ def evaluate_qa(squad_file: Path, work: Path, mode: str = "rc", limit: int | Non
     )
 
 
+def gold_passage(item: SquadItem) -> Any:
+    """The question's own paragraph as the reader's only passage: reading comprehension."""
+    from ..schema import Passage
+
+    return Passage(0, item.paragraph, item.title, "", None, item.context, 0, len(item.context), 1.0)
+
+
+def qa_scores(item: SquadItem, answer: Any) -> dict[str, float]:
+    """One answer's SQuAD EM and F1 (of what `answer_text` scores), whether its text holds the
+    gold answer, and whether it was refused: 0 or 1 each, averaged into the tables."""
+    pred = answer_text(answer)
+    full = "" if answer.refused else _CITATIONS.sub("", answer.text)
+    return {"exact_match": metric_max_over_ground_truths(exact_match_score, pred, item.answers),
+            "f1": metric_max_over_ground_truths(f1_score, pred, item.answers),
+            "answer holds gold": float(contains_gold(full, item.answers)),
+            "refused": float(answer.refused)}
+
+
+def gold_retrieved(item: SquadItem, answer: Any, mapping: dict[str, str]) -> bool:
+    """Was the question's own paragraph among the passages the answer was read from?"""
+    return any(mapping.get(p.doc_id) == item.paragraph for p in answer.sources)
+
+
+def refused_without_own_paragraph(assistant: Any, mapping: dict[str, str], item: SquadItem) -> bool:
+    """Asked with its own paragraph's chunks dropped from a deeper search, as if that paragraph
+    were not indexed: on topic, but nothing answers it any more. Is it refused?"""
+    k = assistant.settings.top_k
+    deeper = assistant.retriever.run(item.question, 3 * k)
+    without = [p for p in deeper if mapping.get(p.doc_id) != item.paragraph][:k]
+    return assistant.reader.run(item.question, without).refused
 
 
 def evaluate_unanswerable(squad_file: Path, work: Path, limit: int | None = None, progress: bool = True,
@@ -103,14 +122,9 @@ def evaluate_unanswerable(squad_file: Path, work: Path, limit: int | None = None
     were not indexed: on topic, no answer), and (3) with its key name or number swapped
     (`swapped_question`). Reported on both halves of the articles."""
     items = _spread(load_squad(squad_file), limit)
-    paragraphs: dict[str, tuple[str, str]] = {}
-    articles: dict[str, list[str]] = {}
-    for item in load_squad(squad_file):
-        if item.paragraph not in paragraphs:
-            paragraphs[item.paragraph] = (item.title, item.context)
-            articles.setdefault(item.title, []).append(item.context)
+    paragraphs = paragraphs_of(load_squad(squad_file))
+    articles = articles_of(paragraphs)
     assistant, mapping = _assistant(work, paragraphs, progress, embedder, **settings)
-    k = assistant.settings.top_k
     per_item: dict[str, dict[str, float]] = {}
     swapped_counts = Counter()
     examples: list[tuple[str, str, bool]] = []
@@ -120,11 +134,9 @@ def evaluate_unanswerable(squad_file: Path, work: Path, limit: int | None = None
         started = time.perf_counter()
         answered = assistant.ask(item.question)
         times.append(time.perf_counter() - started)
-        deeper = assistant.retriever.run(item.question, 3 * k)
-        without = [p for p in deeper if mapping.get(p.doc_id) != item.paragraph][:k]
-        removed = assistant.reader.run(item.question, without)
+        removed = refused_without_own_paragraph(assistant, mapping, item)
         row = {"false refusals (answerable)": float(answered.refused),
-               "refused: own paragraph removed": float(removed.refused)}
+               "refused: own paragraph removed": float(removed)}
         swapped = swapped_question(item, articles[item.title])
         if swapped is not None:
             result = assistant.ask(swapped)
