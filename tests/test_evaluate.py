@@ -287,8 +287,9 @@ COMPARE_SQUAD = {"version": "1.1", "data": [
 
 
 def test_rag_eval_compare_runs_each_configuration_on_the_same_questions(tmp_path: Path, capsys):
-    """Two configurations that run here (no LLM; the packaged SmolLM2, compact) and one whose
-    model does not exist: that one is skipped with its reason, the others fill every column."""
+    """Two configurations that run here (no LLM; the packaged SmolLM2, compact), one whose model
+    does not exist and one whose server is down: those two are skipped with their reason, the
+    others fill every column."""
     import re
 
     from rag.cli import main
@@ -308,6 +309,8 @@ def test_rag_eval_compare_runs_each_configuration_on_the_same_questions(tmp_path
                  "--config", "extractive=generator=extractive",
                  "--config", "135M compact=generator=smollm2,answer_style=compact",
                  "--config", "missing=generator=no-such-model",
+                 "--config", "down=generator=openai:m,openai_base_url=http://127.0.0.1:9/v1,"
+                             "generator_retries=0,generator_timeout=2",
                  "--json", str(raw), "--write", str(doc), "--quiet"])
     assert code == 0
     out = capsys.readouterr().out
@@ -319,14 +322,15 @@ def test_rag_eval_compare_runs_each_configuration_on_the_same_questions(tmp_path
     for label in ("**extractive** (extractive, compact)", "**135M compact** (smollm2, compact)"):
         cells = [c.strip() for c in rows[label].strip("|").split("|")][1:]
         assert len(cells) == len(COLUMNS) and "–" not in cells, cells
-        assert cells[5] == "2/2" or cells[5].endswith("/2")  # seed answerable right
-        assert cells[6].endswith("/1")
+        assert cells[5].endswith("/2") and cells[6].endswith("/1")  # seed: right/asked
     assert "missing (skipped)" in rows and "unknown generator 'no-such-model'" in out
+    assert "retrieval is identical: hybrid" in out
     assert "<!-- eval:compare-tiny -->" in doc.read_text() and "seed results stay" in doc.read_text()
 
     comparison = Comparison.load(raw)
     ran = {r.label: r for r in comparison.runs}
     assert ran["missing"].skipped.startswith("ValueError") and not ran["missing"].e2e
+    assert ran["down"].skipped.startswith("failed while answering: GeneratorError") and not ran["down"].e2e
     # the held-out half of the 6 chosen: Moon's two questions; the same for every configuration
     for label in ("extractive", "135M compact"):
         run = ran[label]

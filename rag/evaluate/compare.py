@@ -161,11 +161,12 @@ class SeedAsked:
 
 @dataclass
 class ConfigurationRun:
-    """One configuration's answers to every question, or why it was skipped."""
+    """One configuration's answers to every question, or why it has none."""
 
     label: str
     overrides: dict[str, str]
     skipped: str = ""
+    """Why it was not measured: its generator could not be made, or failed while answering."""
     generator: str = ""
     answer_style: str = ""
     """The style it resolved to (auto gives compact or full by the model's size)."""
@@ -239,6 +240,8 @@ class Comparison:
     machine: dict[str, Any]
     command: str
     runs: list[ConfigurationRun]
+    retrieval: str = ""
+    """The retrieval every configuration shared."""
 
     def save(self, path: Path) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -294,6 +297,7 @@ def compare_configurations(configurations: Sequence[Configuration], squad_file: 
                                   **{**settings, "generator": "extractive"})
     embedder = indexed.embedder  # loaded once, shared by every configuration
     threads = indexed.settings.threads
+    retrieval = shared_retrieval(indexed)
     indexed.close()
     del indexed
     runs: list[ConfigurationRun] = []
@@ -307,7 +311,15 @@ def compare_configurations(configurations: Sequence[Configuration], squad_file: 
             log.warning("configuration %s: its generator is still referenced after the run; the next "
                         "one loads beside it", config.label)
     return Comparison(Path(squad_file).name, half, limit, unanswerable_limit or limit,
-                      Path(questions_file).name, len(paragraphs), machine_facts(threads), command, runs)
+                      Path(questions_file).name, len(paragraphs), machine_facts(threads), command, runs,
+                      retrieval)
+
+
+def shared_retrieval(assistant: Any) -> str:
+    """What every configuration's retrieval is: the retriever, the chunks, the passages read."""
+    s = assistant.settings
+    kind = getattr(assistant.retriever, "label", None) or f"dense {s.embedding_model.rsplit('/', 1)[-1]}"
+    return f"{kind}, chunks {s.chunk_size}/{s.chunk_overlap} tokens, top {s.top_k} passages"
 
 
 def _run_configuration(config: Configuration, settings: dict[str, Any], squad_work: Path,
@@ -335,7 +347,24 @@ def _run_configuration(config: Configuration, settings: dict[str, Any], squad_wo
     reader_alone = Assistant(assistant.settings, models=assistant)
     seed = Assistant(assistant.settings.replace(corpus_dir=seed_corpus, index_dir=seed_work / "index"),
                      models=assistant)
-    label = config.label
+    try:
+        _answer(run, assistant, reader_alone, seed, mapping, items, unanswerable, articles, questions,
+                progress)
+    except Exception as exc:  # one configuration failing half-way loses neither the others' figures
+        run.skipped = f"failed while answering: {type(exc).__name__}: {exc}".strip()
+        run.e2e, run.rc, run.unanswerable, run.seed = [], [], [], []
+        log.warning("configuration %s (%s): %s", config.label, config.describe(), run.skipped,
+                    exc_info=log.isEnabledFor(logging.DEBUG))
+    for a in (seed, reader_alone, assistant):
+        a.close()
+    return run, ref
+
+
+def _answer(run: ConfigurationRun, assistant: Any, reader_alone: Any, seed: Any, mapping: dict[str, str],
+            items: list[SquadItem], unanswerable: list[SquadItem], articles: dict[str, list[str]],
+            questions: list[dict[str, Any]], progress: bool) -> None:
+    """Every question of the four benchmarks, answered by one configuration's assistants."""
+    label = run.label
     for item in _progress(items, progress, f"{label}: end to end"):
         run.e2e.append(_end_to_end(assistant, item, mapping))
     for item in _progress(items, progress, f"{label}: gold paragraph"):
@@ -352,9 +381,6 @@ def _run_configuration(config: Configuration, settings: dict[str, Any], squad_wo
         answer = seed.ask(q["q"])
         group, right = seed_check(q, answer)
         run.seed.append(SeedAsked(q["q"], group, bool(right), answer.text))
-    for a in (seed, reader_alone, assistant):
-        a.close()
-    return run, ref
 
 
 def _progress(items: Sequence[Any], progress: bool, desc: str) -> Iterator[Any]:
@@ -437,6 +463,7 @@ def compare_report(comparison: Comparison) -> str:
     seed = ran[0].seed if ran else []
     answerable = sum(s.group == "answerable" for s in seed)
     half = "all the questions" if c.half == "all" else f"the questions of the {c.half} half of the articles"
+    retrieval = f": {c.retrieval}" if c.retrieval else ""
     skipped = [f"- {r.label} ({Configuration(r.label, r.overrides).describe()}): {r.skipped}"
                for r in c.runs if r.skipped]
     return "\n".join([
@@ -444,9 +471,9 @@ def compare_report(comparison: Comparison) -> str:
         "",
         machine_line(c.machine),
         "",
-        f"Every configuration answers the same questions over the same index (only the answer "
-        f"settings differ; retrieval is identical). Of {c.limit or 'all'} questions spread over "
-        f"{c.squad}, {half}: {e2e} asked end to end over the {c.paragraphs} indexed paragraphs (e2e) "
+        "Every configuration answers the same questions over the same index (only the answer "
+        f"settings differ; retrieval is identical{retrieval}). Of {c.limit or 'all'} questions spread "
+        f"over {c.squad}, {half}: {e2e} asked end to end over the {c.paragraphs} indexed paragraphs (e2e) "
         f"and read from their gold paragraph alone (rc); of {c.unanswerable_limit or 'all'}, "
         f"{len(unanswerable)} asked with their own paragraph removed and {swapped} with a name or "
         f"number swapped (unanswerables refused, over the {len(unanswerable) + swapped}); the seed set "
@@ -458,7 +485,7 @@ def compare_report(comparison: Comparison) -> str:
         "itself when nothing shows before it).",
         "",
         *lines,
-        *(["", "Skipped (their generator could not be made):", *skipped] if skipped else []),
+        *(["", "Skipped:", *skipped] if skipped else []),
         "",
         f"```sh\n{c.command}\n```",
         "",
