@@ -173,7 +173,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="questions spread over the file turned into unanswerables (default: --limit)")
     e.add_argument("--questions", metavar="FILE", default=None,
                    help="the seed set (default: benchmarks/seed_questions.json over the library)")
-    e.add_argument("--json", metavar="FILE", help="keep every answer, score and time in FILE")
+    e.add_argument("--json", metavar="FILE",
+                   help="keep every answer, score and time in FILE (written after each configuration)")
     e.add_argument("--from-json", metavar="FILE",
                    help="rebuild the table from a --json file of an earlier run; nothing is run")
     for e in bench.choices.values():
@@ -555,9 +556,9 @@ def _compare(settings, args: argparse.Namespace, command: str, work, progress: b
         comparison = cmp.compare_configurations(
             configurations, Path(args.squad), _seed_questions(args), settings.corpus_dir,
             work or settings.cache_dir / "eval", args.limit, args.half, args.unanswerable_limit,
-            progress=progress, command=command, **overrides)
+            progress=progress, command=command, save_to=Path(args.json) if args.json else None,
+            **overrides)
         if args.json:
-            comparison.save(Path(args.json))
             print(f"kept every answer in {args.json}", file=sys.stderr)
     return cmp.compare_report(comparison), f"compare-{Path(comparison.squad).stem}"
 

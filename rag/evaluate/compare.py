@@ -279,11 +279,14 @@ def in_half(items: list[SquadItem], half: str) -> list[SquadItem]:
 def compare_configurations(configurations: Sequence[Configuration], squad_file: Path, questions_file: Path,
                            seed_corpus: Path, work: Path, limit: int | None = 200, half: str = "held-out",
                            unanswerable_limit: int | None = None, progress: bool = True,
-                           embedder: Any = None, command: str = "", **settings: Any) -> Comparison:
+                           embedder: Any = None, command: str = "", save_to: Path | None = None,
+                           **settings: Any) -> Comparison:
     """Answer the same questions with each configuration in turn. `settings`: what all share
-    (the configurations' own settings go on top). The SQuAD paragraphs are indexed in
-    `work/squad-<name>/` and the seed library in `work/seed/`, the folders `rag eval qa` and
-    `rag eval seed` use by default, so an index built by one is reused by the other."""
+    (the configurations' own settings go on top). `save_to`: the JSON, written again after each
+    configuration, so an interrupted run keeps the configurations it finished. The SQuAD
+    paragraphs are indexed in `work/squad-<name>/` and the seed library in `work/seed/`, the
+    folders `rag eval qa` and `rag eval seed` use by default, so an index built by one is reused
+    by the other."""
     all_items = load_squad(squad_file)
     items = in_half(_spread(all_items, limit), half)
     unanswerable = in_half(_spread(all_items, unanswerable_limit or limit), half)
@@ -300,19 +303,21 @@ def compare_configurations(configurations: Sequence[Configuration], squad_file: 
     retrieval = shared_retrieval(indexed)
     indexed.close()
     del indexed
-    runs: list[ConfigurationRun] = []
+    comparison = Comparison(Path(squad_file).name, half, limit, unanswerable_limit or limit,
+                            Path(questions_file).name, len(paragraphs), machine_facts(threads), command, [],
+                            retrieval)
     for config in configurations:
         run, generator = _run_configuration(config, {**settings, **config.overrides}, squad_work, mapping,
                                             embedder, items, unanswerable, articles, questions,
                                             seed_corpus, work / "seed", progress)
-        runs.append(run)
+        comparison.runs.append(run)
+        if save_to is not None:
+            comparison.save(save_to)
         gc.collect()  # an assistant and its reader refer to each other: only a collection frees them
         if generator is not None and generator() is not None:
             log.warning("configuration %s: its generator is still referenced after the run; the next "
                         "one loads beside it", config.label)
-    return Comparison(Path(squad_file).name, half, limit, unanswerable_limit or limit,
-                      Path(questions_file).name, len(paragraphs), machine_facts(threads), command, runs,
-                      retrieval)
+    return comparison
 
 
 def shared_retrieval(assistant: Any) -> str:
