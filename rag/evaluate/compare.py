@@ -39,11 +39,12 @@ ANSWER_SETTINGS = frozenset({
     "generator", "answer_style", "short_answers", "refusal", "max_answer_tokens", "max_new_tokens",
     "verify_threshold", "min_score", "fallback_min_score", "evidence_sentences", "sentence_ranking",
     "full_min_parameters", "llamacpp_weights", "generator_dtype", "generator_replicas",
-    "openai_base_url", "openai_api_key", "ollama_url", "generator_timeout", "generator_retries",
+    "openai_base_url", "ollama_url", "generator_timeout", "generator_retries",
 })
 """Settings a configuration may change: how the retrieved passages are read and answered. The
 rest (embedding, chunks, store, retrieval, threads) is the same for all, or the figures would
-not compare."""
+not compare. An API key is not among them: a configuration is printed in the report and kept
+in the JSON, so a key comes from the environment (RAG_OPENAI_API_KEY)."""
 
 SPEED_FLAGS = re.compile(r"avx|amx|vnni|bf16")
 """The CPU flags that decide how fast the models run (the ones .ci/run prints)."""
