@@ -32,6 +32,7 @@ EXAMPLES = """examples:
   rag eval retrieval --write docs/EVALUATION.md   nDCG@10 etc. on BEIR SciFact
   rag eval qa --mode e2e --limit 200               SQuAD EM/F1 on XQuAD (en), both halves
   rag eval qa --unanswerable --limit 200           refusal of constructed unanswerables
+  rag eval compare --limit 200 --write docs/EVALUATION.md   answer configurations side by side
 """
 
 
@@ -167,6 +168,36 @@ def build_parser() -> argparse.ArgumentParser:
     e = bench.add_parser("seed", help="the project's own question set, with refusals")
     e.add_argument("--questions", metavar="FILE", default=None,
                    help="default: benchmarks/seed_questions.json over seeds/")
+    e = bench.add_parser(
+        "compare", help="answer configurations (generator, answer style...) side by side",
+        description="Each configuration answers the same questions over the same index: XQuAD "
+        "end to end and from the gold paragraph, the constructed unanswerables, the seed set; "
+        "one table with accuracy, refusals and latency, headed by the CPU. Only answer settings "
+        "may differ; a configuration whose generator cannot be made (a model not installed) is "
+        "skipped with the reason. --work DIR holds squad-<name>/ and seed/ (default: "
+        "<cache dir>/eval, the folders rag eval qa and rag eval seed use).")
+    e.add_argument("--config", action="append", metavar="'LABEL=key=value,...'",
+                   help="a configuration: its label and the settings it changes, e.g. "
+                   "'1.5B full=generator=qwen2.5-coder-1.5b-instruct,answer_style=full' (repeatable; "
+                   "default: '135M compact' (generator=smollm2,answer_style=compact); '0.5B auto' "
+                   "(generator=qwen2.5-coder-0.5b-instruct); '1.5B auto' "
+                   "(generator=qwen2.5-coder-1.5b-instruct))")
+    e.add_argument("--only", action="append", metavar="LABEL",
+                   help="run only the configuration with this label (repeatable)")
+    e.add_argument("--squad", metavar="FILE", default=str(data / "xquad" / "xquad.en.json"),
+                   help="SQuAD-format JSON (default: %(default)s)")
+    e.add_argument("--limit", type=int, default=200, metavar="N",
+                   help="N questions spread evenly over the file, as rag eval qa (default: %(default)s)")
+    e.add_argument("--half", choices=["held-out", "tune", "all"], default="held-out",
+                   help="which half of their articles is asked and reported (default: %(default)s)")
+    e.add_argument("--unanswerable-limit", type=int, default=None, metavar="N",
+                   help="questions spread over the file turned into unanswerables (default: --limit)")
+    e.add_argument("--questions", metavar="FILE", default=None,
+                   help="the seed set (default: benchmarks/seed_questions.json over the library)")
+    e.add_argument("--json", metavar="FILE",
+                   help="keep every answer, score and time in FILE (written after each configuration)")
+    e.add_argument("--from-json", metavar="FILE",
+                   help="rebuild the table from a --json file of an earlier run; nothing is run")
     for e in bench.choices.values():
         e.add_argument("--write", metavar="FILE.md", help="update this benchmark's section of FILE.md")
         e.add_argument("--work", metavar="DIR", default=None,
@@ -640,9 +671,10 @@ def _eval(settings, args: argparse.Namespace) -> int:
         else:
             result = ev.evaluate_qa(squad, work, args.mode, args.limit, progress=progress, **overrides)
             report, key = ev.qa_report(result, command), f"qa-{args.mode}-{squad.stem}"
+    elif args.benchmark == "compare":
+        report, key = _compare(settings, args, command, work, progress, overrides)
     else:
-        root = Path(__file__).resolve().parents[1]
-        questions = Path(args.questions) if args.questions else root / "benchmarks" / "seed_questions.json"
+        questions = _seed_questions(args)
         work = work or settings.cache_dir / "eval" / "seed"
         corpus = settings.corpus_dir
         result = ev.evaluate_seed(questions, corpus, work, **overrides)
@@ -652,6 +684,36 @@ def _eval(settings, args: argparse.Namespace) -> int:
         ev.write_section(Path(args.write), key, report)
         print(f"updated the {key} section of {args.write}", file=sys.stderr)
     return 0
+
+
+def _seed_questions(args: argparse.Namespace):
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    return Path(args.questions) if args.questions else root / "benchmarks" / "seed_questions.json"
+
+
+def _compare(settings, args: argparse.Namespace, command: str, work, progress: bool,
+             overrides: dict[str, str]) -> tuple[str, str]:
+    """`rag eval compare`: run the chosen configurations (or read an earlier run's JSON) and
+    return the table and its section key."""
+    from pathlib import Path
+
+    from .evaluate import compare as cmp
+
+    if args.from_json:
+        comparison = cmp.Comparison.load(Path(args.from_json))
+    else:
+        given = [cmp.Configuration.parse(text) for text in args.config or ()]
+        configurations = cmp.choose(given or cmp.DEFAULT_CONFIGURATIONS, args.only)
+        comparison = cmp.compare_configurations(
+            configurations, Path(args.squad), _seed_questions(args), settings.corpus_dir,
+            work or settings.cache_dir / "eval", args.limit, args.half, args.unanswerable_limit,
+            progress=progress, command=command, save_to=Path(args.json) if args.json else None,
+            **overrides)
+        if args.json:
+            print(f"kept every answer in {args.json}", file=sys.stderr)
+    return cmp.compare_report(comparison), f"compare-{Path(comparison.squad).stem}"
 
 
 if __name__ == "__main__":

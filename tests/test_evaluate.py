@@ -195,3 +195,151 @@ def test_rag_eval_command_writes_its_section(beir: Path, tmp_path: Path, capsys)
     assert "ndcg@10" in out and "rag eval retrieval --beir" in out
     text = doc.read_text()
     assert "seed results stay" in text and "<!-- eval:retrieval-tiny -->" in text
+
+
+# -- the package and `rag eval compare` ---------------------------------------------------------
+def test_the_package_keeps_the_names_benchmarks_and_tests_import():
+    """rag/evaluate.py became a package: every name imported from it elsewhere still resolves."""
+    import importlib
+    import re
+
+    from tests.conftest import ROOT
+
+    sources = [p.read_text(encoding="utf-8") for folder in ("benchmarks", "tests", "rag", "ui")
+               for p in (ROOT / folder).rglob("*.py")]
+    imported = {name.strip().split(" as ")[0] for text in sources
+                for names in re.findall(r"from rag\.evaluate import ([\w, ]+(?:as \w+)?)", text)
+                for name in names.split(",")}
+    used = {m for text in sources if "import evaluate as ev" in text
+            for m in re.findall(r"\bev\.(\w+)\(", text)}
+    assert {"_assistant", "_new_assistant", "load_beir", "write_section", "ndcg_at_k"} <= imported
+    package = importlib.import_module("rag.evaluate")
+    assert [n for n in sorted(imported | used) if not hasattr(package, n)] == []
+    assert set(package.__all__) >= imported
+    for module in ("metrics", "data", "runner", "retrieval", "qa", "seed", "report", "compare"):
+        importlib.import_module(f"rag.evaluate.{module}")
+
+
+def test_configurations_are_parsed_and_only_answer_settings_may_differ():
+    from rag.evaluate.compare import DEFAULT_CONFIGURATIONS, Configuration, choose, percentile
+
+    c = Configuration.parse("1.5B full=generator=qwen2.5-coder-1.5b-instruct, answer_style=full")
+    assert c.label == "1.5B full"
+    assert c.overrides == {"generator": "qwen2.5-coder-1.5b-instruct", "answer_style": "full"}
+    assert Configuration.parse("as set=").overrides == {}
+    with pytest.raises(ValueError, match="not an answer setting"):
+        Configuration.parse("k8=top_k=8")  # retrieval must be the same for every configuration
+    with pytest.raises(ValueError, match="unknown setting"):
+        Configuration.parse("x=no_such_setting=1")
+    with pytest.raises(ValueError, match="answer_style"):
+        Configuration.parse("x=answer_style=long")
+    with pytest.raises(ValueError, match="no label"):
+        Configuration.parse("=generator=extractive")
+    assert [c.label for c in DEFAULT_CONFIGURATIONS] == ["135M compact", "0.5B auto", "1.5B auto"]
+    assert [c.label for c in choose(DEFAULT_CONFIGURATIONS, ["1.5B auto"])] == ["1.5B auto"]
+    with pytest.raises(ValueError, match="no configuration '2B'"):
+        choose(DEFAULT_CONFIGURATIONS, ["2B"])
+    assert percentile([3.0, 1.0, 2.0, 4.0], 50) == 2.0 and percentile([1.0] * 19 + [9.0], 95) == 1.0
+    assert percentile([], 50) is None
+
+
+def test_compare_help_lists_the_built_in_configurations(capsys):
+    from rag.cli import main
+    from rag.evaluate.compare import DEFAULT_CONFIGURATIONS
+
+    with pytest.raises(SystemExit):
+        main(["eval", "compare", "--help"])
+    text = " ".join(capsys.readouterr().out.split()).replace("- ", "-")
+    for c in DEFAULT_CONFIGURATIONS:
+        assert f"'{c.label}' ({c.describe()})" in text
+
+
+COMPARE_SQUAD = {"version": "1.1", "data": [
+    {"title": "Moon", "paragraphs": [
+        {"context": "The Moon orbits the Earth once every 27.3 days. Its gravity causes the tides.",
+         "qas": [{"id": "m1", "question": "How many days does the Moon take to orbit the Earth?",
+                  "answers": [{"text": "27.3 days", "answer_start": 37}]}]},
+        {"context": "Apollo 11 landed on the Moon in 1969. Neil Armstrong was the first to walk on it.",
+         "qas": [{"id": "m2", "question": "In which year did Apollo 11 land on the Moon?",
+                  "answers": [{"text": "1969", "answer_start": 32}]}]}]},
+    {"title": "Insulin", "paragraphs": [
+        {"context": "Insulin is made by the pancreas. It lowers the level of sugar in the blood.",
+         "qas": [{"id": "i1", "question": "Which organ makes insulin?",
+                  "answers": [{"text": "the pancreas", "answer_start": 19}]}]},
+        {"context": "Frederick Banting discovered insulin in 1921 in Toronto, with Charles Best.",
+         "qas": [{"id": "i2", "question": "Who discovered insulin in 1921?",
+                  "answers": [{"text": "Frederick Banting", "answer_start": 0}]}]}]},
+    {"title": "Volcano", "paragraphs": [
+        {"context": "Mount Vesuvius erupted in the year 79 and buried the Roman city of Pompeii.",
+         "qas": [{"id": "v1", "question": "Which city did Mount Vesuvius bury?",
+                  "answers": [{"text": "Pompeii", "answer_start": 67}]}]},
+        {"context": "Mount Etna in Sicily is the most active volcano in Europe; it erupted again in 2021.",
+         "qas": [{"id": "v2", "question": "On which island is Mount Etna?",
+                  "answers": [{"text": "Sicily", "answer_start": 14}]}]}]},
+    {"title": "Nile", "paragraphs": [
+        {"context": "The Nile is about 6,650 kilometres long and flows north into the Mediterranean Sea.",
+         "qas": [{"id": "n1", "question": "How long is the Nile?",
+                  "answers": [{"text": "about 6,650 kilometres", "answer_start": 12}]}]},
+        {"context": "The Aswan High Dam on the Nile in Egypt was completed in 1970.",
+         "qas": [{"id": "n2", "question": "When was the Aswan High Dam completed?",
+                  "answers": [{"text": "1970", "answer_start": 57}]}]}]},
+]}
+
+
+def test_rag_eval_compare_runs_each_configuration_on_the_same_questions(tmp_path: Path, capsys):
+    """Two configurations that run here (no LLM; the packaged SmolLM2, compact), one whose model
+    does not exist and one whose server is down: those two are skipped with their reason, the
+    others fill every column."""
+    import re
+
+    from rag.cli import main
+    from rag.evaluate.compare import COLUMNS, Comparison
+
+    squad = tmp_path / "tiny.json"
+    squad.write_text(json.dumps(COMPARE_SQUAD))
+    questions = tmp_path / "seed.json"
+    questions.write_text(json.dumps({"questions": [
+        {"q": "Which city did Putin arrive in?", "expect": ["Beijing"]},
+        {"q": "Who did Putin have a face-to-face meeting with?", "expect": ["Xi"]},
+        {"q": "What is the capital of Australia?", "expect": []}]}))
+    doc, raw = tmp_path / "EVALUATION.md", tmp_path / "compare.json"
+    ev.write_section(doc, "seed", "seed results stay")
+    code = main(["eval", "compare", "--squad", str(squad), "--questions", str(questions),
+                 "--work", str(tmp_path / "w"), "--limit", "6", "--unanswerable-limit", "4",
+                 "--config", "extractive=generator=extractive",
+                 "--config", "135M compact=generator=smollm2,answer_style=compact",
+                 "--config", "missing=generator=no-such-model",
+                 "--config", "down=generator=openai:m,openai_base_url=http://127.0.0.1:9/v1,"
+                             "generator_retries=0,generator_timeout=2",
+                 "--json", str(raw), "--write", str(doc), "--quiet"])
+    assert code == 0
+    out = capsys.readouterr().out
+    cpu = next(line for line in out.splitlines() if line.startswith("CPU: "))
+    assert "speed flags" in cpu and " cores, " in cpu and re.search(r"\d{4}-\d\d-\d\d\.$", cpu)
+    header = next(line for line in out.splitlines() if line.startswith("| configuration |"))
+    assert [c.strip() for c in header.strip("|").split("|")][1:] == list(COLUMNS)
+    rows = {line.split("|")[1].strip(): line for line in out.splitlines() if line.startswith("| ")}
+    for label in ("**extractive** (extractive, compact)", "**135M compact** (smollm2, compact)"):
+        cells = [c.strip() for c in rows[label].strip("|").split("|")][1:]
+        assert len(cells) == len(COLUMNS) and "–" not in cells, cells
+        assert cells[5].endswith("/2") and cells[6].endswith("/1")  # seed: right/asked
+    assert "missing (skipped)" in rows and "unknown generator 'no-such-model'" in out
+    assert "retrieval is identical: hybrid" in out
+    assert "<!-- eval:compare-tiny -->" in doc.read_text() and "seed results stay" in doc.read_text()
+
+    comparison = Comparison.load(raw)
+    ran = {r.label: r for r in comparison.runs}
+    assert ran["missing"].skipped.startswith("ValueError") and not ran["missing"].e2e
+    assert ran["down"].skipped.startswith("failed while answering: GeneratorError") and not ran["down"].e2e
+    # the held-out half of the 6 chosen: Moon's two questions; the same for every configuration
+    for label in ("extractive", "135M compact"):
+        run = ran[label]
+        assert [a.id for a in run.e2e] == [a.id for a in run.rc] == ["m1", "m2"]
+        assert all(a.seconds >= a.first_text_seconds > 0 for a in run.e2e)
+        assert all(a.prediction or a.refused for a in run.e2e) and len(run.seed) == 3
+        assert run.unanswerable and all(isinstance(u.removed_refused, bool) for u in run.unanswerable)
+    assert ran["extractive"].generator == "extractive" and comparison.machine["threads"] >= 1
+    # the table is rebuilt from the JSON alone
+    assert main(["eval", "compare", "--from-json", str(raw)]) == 0
+    rebuilt = capsys.readouterr().out
+    assert rebuilt.split("```sh")[0].strip() == out.split("```sh")[0].strip()
