@@ -10,10 +10,10 @@ from typing import Any
 
 from rag.answer.conversation import QuestionRewriter, as_turns
 from rag.assistant import QuestionError, safe_filename
-from rag.collections import Collections, UnknownCollection
+from rag.collections import Collections
 from rag.config import collection_name
 from rag.schema import Answer
-from rag.users import Access
+from rag.users import Access, ReadOnly
 
 from . import render
 
@@ -37,10 +37,6 @@ FRIENDLY_ERROR = (
 )
 
 
-class ReadOnly(PermissionError):
-    """The user may read this collection but not change it; the message is for the user."""
-
-
 class Service:
     """What the page and the API do, without Gradio: easy to test and to reuse.
 
@@ -59,23 +55,9 @@ class Service:
     def home(self) -> str:
         return self.assistant.collection
 
-    def name(self, collection: Any) -> str:
-        """The collection asked for, checked ('' or None: the server's own)."""
-        if collection is None or (isinstance(collection, str) and not collection.strip()):
-            return self.home
-        try:
-            return collection_name(collection)
-        except ValueError:
-            raise UnknownCollection(str(collection)[:80]) from None
-
     def assistant_for(self, collection: Any, user: str | None = None, write: bool = False) -> Any:
         """The assistant of a collection the user may read (and change, with `write`)."""
-        name = self.name(collection)
-        if not self.access.can_read(user, name) or not self.collections.exists(name):
-            raise UnknownCollection(name)
-        if write and not self.access.can_write(user, name):
-            raise ReadOnly(f"You may read the collection {name!r} but not change it.")
-        return self.collections.get(name)
+        return self.access.open(self.collections, collection, user, write)
 
     def collection_names(self, user: str | None = None) -> list[str]:
         return self.access.readable(user, self.collections.names())
