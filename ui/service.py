@@ -31,6 +31,8 @@ refuse a whole batch for one file of another type, where the library reports tha
 
 MAX_K = 12
 HISTORY_TURNS = 6
+QUEUE_SIZE = 64
+"""Questions that may wait for their turn (the page's Gradio queue, and /v1's); more get a 'busy'."""
 FRIENDLY_ERROR = (
     "Sorry, something went wrong while answering. Please try again; the details are in the "
     "server log."
