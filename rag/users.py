@@ -225,6 +225,7 @@ class Access:
         self._verified: dict[bytes, str] = {}
         self._verified_version: tuple[int, int] | None = None
         self._lock = threading.Lock()
+        self._verifying = threading.Lock()
 
     @property
     def enabled(self) -> bool:
@@ -237,7 +238,8 @@ class Access:
     def authenticate(self, authorization: str | None) -> str | None:
         """The user an HTTP Authorization header logs in (`Bearer USER:PASSWORD` or Basic), or
         None. Verified logins are kept by their SHA-256 until the users file changes, so Argon2
-        (~0.1 s and 64 MB a check, on purpose) runs once per client, not once per request."""
+        (~0.1 s and 64 MB a check, on purpose) runs once per client, not once per request; and
+        one check at a time, so a burst of requests neither fills the memory nor guesses fast."""
         if self.users is None:
             return None
         found = credentials(authorization)
@@ -252,12 +254,17 @@ class Access:
             known = self._verified.get(key)
         if known is not None:
             return known
-        if not self.users.verify(name, password):
-            return None
-        with self._lock:
-            if len(self._verified) >= self.CACHE:
-                self._verified.clear()
-            self._verified[key] = name
+        with self._verifying:
+            with self._lock:
+                known = self._verified.get(key)  # verified while this request waited
+            if known is not None:
+                return known
+            if not self.users.verify(name, password):
+                return None
+            with self._lock:
+                if len(self._verified) >= self.CACHE:
+                    self._verified.clear()
+                self._verified[key] = name
         return name
 
     def can_read(self, user: str | None, collection: str) -> bool:
