@@ -4,6 +4,7 @@ real `rag` command started as a server process on a free loopback port."""
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import socket
 import subprocess
@@ -68,6 +69,14 @@ def disk_state(settings) -> dict[str, object]:
 
 def rag_command(*args: str) -> list[str]:
     return [sys.executable, "-m", "rag.cli", *args]
+
+
+def cli_json(env: dict[str, str], *args: str) -> object:
+    """What `rag ARGS... --json` prints, parsed."""
+    out = subprocess.run(rag_command(*args), env=env, cwd=ROOT, capture_output=True, text=True,
+                         timeout=300)
+    assert out.returncode == 0, out.stderr
+    return json.loads(out.stdout)
 
 
 @contextlib.contextmanager

@@ -15,7 +15,6 @@ from __future__ import annotations
 import contextlib
 import json
 import re
-import subprocess
 import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -30,6 +29,7 @@ from tests.servers import (
     PASSWORDS,
     PUTIN,
     SEED_DOC,
+    cli_json,
     disk_state,
     free_port,
     make_library,
@@ -40,6 +40,7 @@ from tests.servers import (
 READ_TOOLS = {"search", "ask", "list_documents", "get_document", "collections"}
 WRITE_TOOLS = {"add_documents", "remove_document"}
 MANAGER = "Who is the office manager of the Harbour Street branch?"
+FERRY = "When does the ferry to Port Elm leave?"
 
 
 @pytest.fixture(scope="module")
@@ -95,13 +96,6 @@ def jsonrpc_reply(response: httpx.Response) -> dict:
         assert len(data) == 1, response.text
         return json.loads(data[0])
     return response.json()
-
-
-def cli_json(env: dict[str, str], *args: str) -> object:
-    out = subprocess.run(rag_command(*args), env=env, cwd=ROOT, capture_output=True, text=True,
-                         timeout=300)
-    assert out.returncode == 0, out.stderr
-    return json.loads(out.stdout)
 
 
 # -- stdio ------------------------------------------------------------------------------------
@@ -183,7 +177,7 @@ def test_stdio_write_tools_only_with_allow_write(library, tmp_path):
             seen["added"] = await session.call_tool("add_documents", {
                 "documents": [{"name": "memo.md", "text": "The north vault opens at nine."}],
                 "paths": [str(note)]})
-            seen["ask"] = await session.call_tool("ask", {"question": "When does the ferry to Port Elm leave?"})
+            seen["ask"] = await session.call_tool("ask", {"question": FERRY})
             seen["removed"] = await session.call_tool("remove_document", {"doc_id": "memo.md"})
             seen["again"] = await session.call_tool("remove_document", {"doc_id": "memo.md"})
             seen["nameless"] = await session.call_tool("add_documents", {"documents": [{"text": "x"}]})
