@@ -429,24 +429,16 @@ def _access(settings, auth: str | None):
 
 
 def _mcp(collections, settings, args: argparse.Namespace) -> int:
-    """rag mcp: load the index and models first (errors now, not at the first tool call)."""
+    """rag mcp: stdio (the client started this process) or streamable HTTP."""
     from .mcp_server import Door, serve_http, serve_stdio
 
     if args.auth is not None and not args.http:
         raise ValueError("--auth is for --http: over stdio the client runs the server as you")
     access = _access(settings, args.auth)
-    assistant = collections.home
-    assistant.documents()
-    _ = assistant.generator
     door = Door(collections, access, allow_write=args.allow_write, local_files=not args.http)
     if not args.http:
         serve_stdio(door)
         return 0
-    shown = f"[{args.host}]" if ":" in args.host else args.host
-    mode = "read and write" if args.allow_write else "read-only"
-    login = ", login required" if access else ""
-    print(f"MCP on http://{shown}:{args.port}/mcp ({mode}{login}; Ctrl+C to stop)", file=sys.stderr,
-          flush=True)
     serve_http(door, args.host, args.port)
     return 0
 

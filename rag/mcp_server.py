@@ -17,8 +17,11 @@ returned only as data inside JSON results.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import logging
+import os
+import sys
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
@@ -80,6 +83,13 @@ class Door:
             sizes = {"answer": self.settings.answer_concurrency, "read": 4, "library": 1}
             self._limiters[kind] = anyio.CapacityLimiter(sizes[kind])
         return self._limiters[kind]
+
+    def load(self) -> None:
+        """Load the server's own collection's index and models now: errors show at start, and
+        the first tool call does not wait for them."""
+        home = self.collections.home
+        home.documents()
+        _ = home.generator
 
     def user(self) -> str | None:
         """The login of this request (HTTP with --auth), else None (everyone may do everything)."""
@@ -294,21 +304,43 @@ class _Verifier:
         return AccessToken(token="", client_id=user, scopes=[]) if user else None
 
 
+@contextlib.contextmanager
+def stdout_to_stderr():
+    """Anything printed meanwhile (a library's progress bar while a model is first prepared)
+    goes to stderr: over stdio, stdout is the protocol's, and a stray line would corrupt it. The
+    SDK does the same while it serves; this covers loading, before it starts."""
+    sys.stdout.flush()
+    saved = os.dup(1)
+    os.dup2(2, 1)
+    try:
+        with contextlib.redirect_stdout(sys.stderr):
+            yield
+    finally:
+        os.dup2(saved, 1)
+        os.close(saved)
+
+
 def serve_stdio(door: Door) -> None:
-    """Serve over stdin/stdout until the client closes them (the SDK keeps fd 1 for the
-    protocol: stray prints go to stderr)."""
+    """Load, then serve over stdin/stdout until the client closes them."""
+    with stdout_to_stderr():
+        door.load()
     build(door).run()
 
 
 def serve_http(door: Door, host: str = "127.0.0.1", port: int = 8765) -> None:
-    """Serve streamable HTTP on http://HOST:PORT/mcp until interrupted. Stateless: every request
-    is answered on its own (and logged in on its own, with --auth). Bodies over max_request_kb
-    are refused (413); loopback hosts get the SDK's DNS-rebinding protection."""
+    """Load, then serve streamable HTTP on http://HOST:PORT/mcp until interrupted. Stateless:
+    every request is answered on its own (and logged in on its own, with --auth). Bodies over
+    max_request_kb are refused (413); loopback hosts get the SDK's DNS-rebinding protection."""
+    door.load()
     shown = f"[{host}]" if ":" in host else host
     server = build(door, f"http://{shown}:{port}")
     if not door.access.enabled and host not in ("127.0.0.1", "localhost", "::1"):
         log.warning("binding to %s without --auth: anyone who can reach this machine can ask "
                     "the documents", host)
+    mode = "read and write" if door.allow_write else "read-only"
+    login = ", login required" if door.access.enabled else ""
+    print(f"MCP on http://{shown}:{port}/mcp ({mode}{login}; Ctrl+C to stop)", file=sys.stderr,
+          flush=True)
     limit = door.settings.max_request_kb * 1024
     anyio.run(functools.partial(server.run_streamable_http_async, host=host, port=port,
                                 stateless_http=True, max_request_body_size=limit))

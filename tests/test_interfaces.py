@@ -56,7 +56,7 @@ def test_cli_errors_are_sentences_not_tracebacks(settings_factory, tmp_path: Pat
 
 
 def test_cli_help_everywhere():
-    for args in ([], ["index"], ["ask"], ["list"], ["remove"], ["serve"], ["config"]):
+    for args in ([], ["index"], ["ask"], ["search"], ["list"], ["remove"], ["serve"], ["mcp"], ["config"]):
         out = subprocess.run([sys.executable, "-m", "rag.cli", *args, "--help"],
                              capture_output=True, text=True, timeout=60)
         assert out.returncode == 0 and "usage: rag" in out.stdout

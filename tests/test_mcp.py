@@ -290,19 +290,27 @@ def test_http_hostile_requests_get_errors_and_the_server_keeps_serving(http_serv
                 results.append(await session.call_tool("search", {"query": question, "k": 2}))
 
             async with anyio.create_task_group() as group:
-                for i in range(40):
+                for i in range(100):
                     group.start_soon(one, i)
             seen["many"] = results
             seen["path"] = await session.call_tool("ask", {"question": MANAGER, "collection": "../north"})
             seen["after"] = await session.call_tool("ask", {"question": PUTIN})
 
     anyio.run(scenario)
-    assert len(seen["many"]) == 40 and all(not r.is_error for r in seen["many"])
+    assert len(seen["many"]) == 100 and all(not r.is_error for r in seen["many"])
     assert "no collection '../north'" in error_text(seen["path"])
     assert "olympics" in result(seen["after"])["answer"].lower()
     assert proc.poll() is None
     assert disk_state(settings) == before
     assert not any(p.name.startswith("..") for p in settings.collections_dir.iterdir())
+
+
+def test_auth_is_for_http(library):
+    import subprocess
+
+    out = subprocess.run(rag_command("mcp", "--auth", "alice:s3cret"), env=library[1], cwd=ROOT,
+                         capture_output=True, text=True, timeout=120)
+    assert out.returncode == 1 and "--auth is for --http" in out.stderr and not out.stdout
 
 
 # -- README -------------------------------------------------------------------------------------
