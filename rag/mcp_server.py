@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import anyio
 from mcp.server.mcpserver import MCPServer
-from mcp.server.mcpserver.exceptions import ToolError
+from mcp.server.mcpserver.exceptions import ResourceError, ToolError
 from mcp.types import ToolAnnotations
 
 from .assistant import QuestionError, safe_filename
@@ -218,9 +218,12 @@ def build(door: Door, url: str | None = None) -> MCPServer:
     @server.resource("rag://{collection}/documents/{+doc_id}", mime_type="text/plain")
     def document(collection: str, doc_id: str) -> str:
         """A document's text as indexed (doc ids as list_documents gives them)."""
-        assistant = door.open(collection)
+        try:
+            assistant = door.open(collection)
+        except UnknownCollection as exc:
+            raise ResourceError(str(exc)) from None
         if doc_id not in {d.id for d in assistant.documents()}:
-            raise ValueError(f"No document {doc_id!r} in the collection {assistant.collection!r}")
+            raise ResourceError(f"No document {doc_id!r} in the collection {assistant.collection!r}")
         return assistant.document_text(doc_id)
 
     if door.allow_write:
