@@ -73,6 +73,8 @@ def ask(question: str, model: str = "default", **body) -> dict:
 def test_models_are_the_collections_one_may_read(server):
     assert [m.id for m in client(server).models.list()] == ["default", "north", "south"]
     assert [m.id for m in client(server, BOB).models.list()] == ["north"]
+    basic = httpx.get(f"{server[0]}/models", auth=("bob", PASSWORDS["bob"]), timeout=30)
+    assert [m["id"] for m in basic.json()["data"]] == ["north"]  # HTTP Basic is the same login
     for key in (None, "alice:wrong", "nobody:s3cret", "alice"):
         headers = {"Authorization": f"Bearer {key}"} if key else {}
         response = httpx.get(f"{server[0]}/models", headers=headers, timeout=30)
@@ -225,6 +227,21 @@ def test_a_hundred_requests_at_once(server):
     answer = client(server).chat.completions.create(**ask(PUTIN))
     assert "olympics" in answer.choices[0].message.content.lower()
     assert disk_state(settings) == before
+
+
+def test_without_auth_no_key_is_needed(settings_factory, assistant, tmp_path, monkeypatch):
+    """`rag serve` without --auth (loopback): the /v1 routes answer whatever key is sent."""
+    from test_ui_client import running_page, ui_assistant
+
+    monkeypatch.setenv("GRADIO_TEMP_DIR", str(tmp_path))  # launch() sets it; undone after
+
+    with running_page(ui_assistant(settings_factory, assistant, "v1-open")) as url:
+        models = httpx.get(f"{url}/v1/models", timeout=30).json()
+        assert [m["id"] for m in models["data"]] == ["default"]
+        answer = client((f"{url}/v1",), key="rag").chat.completions.create(**ask(PUTIN))
+        assert "olympics" in answer.choices[0].message.content.lower()
+        response = httpx.post(f"{url}/v1/chat/completions", json=ask(PUTIN, "north"), timeout=60)
+        assert openai_error(response, 404)["code"] == "model_not_found"
 
 
 def test_the_page_is_still_there(server):
