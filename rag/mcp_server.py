@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import inspect
 import logging
 import os
 import sys
@@ -123,6 +124,15 @@ def clamp_k(k: int | None, default: int) -> int:
     return max(1, min(MAX_K, value))
 
 
+def _tool(server: MCPServer, annotations: ToolAnnotations, extra: str = ""):
+    """Register a function as a tool, its docstring (dedented) the description clients show."""
+    def register(fn: Callable[..., Any]) -> Callable[..., Any]:
+        server.add_tool(fn, description=inspect.cleandoc(fn.__doc__ or "") + extra,
+                        annotations=annotations)
+        return fn
+    return register
+
+
 def build(door: Door, url: str | None = None) -> MCPServer:
     """The MCP server of `door`: tools, and a resource template for documents. `url`: where it
     is served over HTTP; with logins (door.access) every request then needs one, checked by the
@@ -136,7 +146,7 @@ def build(door: Door, url: str | None = None) -> MCPServer:
     server = MCPServer("rag", instructions=INSTRUCTIONS, version=_version(), log_level="WARNING", **auth)
     top_k = door.settings.top_k
 
-    @server.tool(annotations=READ)
+    @_tool(server, READ)
     async def search(query: str, k: int = top_k, collection: str = "") -> list[dict[str, Any]]:
         """Passages of the collection's documents that match `query`, best first: doc_id, title,
         date, path, start/end (character offsets into the document), score and the passage text
@@ -149,7 +159,7 @@ def build(door: Door, url: str | None = None) -> MCPServer:
 
         return await door.run("answer", work)
 
-    @server.tool(annotations=READ)
+    @_tool(server, READ)
     async def ask(question: str, k: int = top_k, collection: str = "",
                   history: list[dict[str, str]] | None = None, doc_ids: list[str] | None = None,
                   since: str | None = None, until: str | None = None) -> dict[str, Any]:
@@ -168,7 +178,7 @@ def build(door: Door, url: str | None = None) -> MCPServer:
 
         return await door.run("answer", work)
 
-    @server.tool(annotations=READ)
+    @_tool(server, READ)
     async def list_documents(collection: str = "") -> list[dict[str, Any]]:
         """The indexed documents of the collection: id, title, date, chunks, path, author (as
         `rag list --json`)."""
@@ -180,7 +190,7 @@ def build(door: Door, url: str | None = None) -> MCPServer:
 
         return await door.run("read", work)
 
-    @server.tool(annotations=READ)
+    @_tool(server, READ)
     async def get_document(doc_id: str, collection: str = "", start: int = 0,
                            max_chars: int = DOCUMENT_CHARS) -> dict[str, Any]:
         """One document's text as indexed, with its id, title, date and chunks: `text` is the
@@ -202,7 +212,7 @@ def build(door: Door, url: str | None = None) -> MCPServer:
 
         return await door.run("read", work)
 
-    @server.tool(annotations=READ)
+    @_tool(server, READ)
     async def collections() -> list[dict[str, Any]]:
         """The collections this login may read: name, documents, chunks, loaded (as
         `rag collections --json`); every other tool takes one as `collection` ('' is the
@@ -233,6 +243,11 @@ def build(door: Door, url: str | None = None) -> MCPServer:
 
 def _write_tools(server: MCPServer, door: Door) -> None:
     """add_documents and remove_document: registered only with --allow-write."""
+    paths_help = ("; `paths`: files or folders on this machine" if door.local_files
+                  else " (`paths` only over stdio, where the client runs on this machine)")
+
+    @_tool(server, ToolAnnotations(read_only_hint=False, destructive_hint=False, open_world_hint=False),
+           paths_help + ".")
     async def add_documents(documents: list[dict[str, str]] | None = None,
                             paths: list[str] | None = None, collection: str = "") -> dict[str, Any]:
         """Add documents to the collection's library and index them. `documents`: [{"name":
@@ -261,14 +276,8 @@ def _write_tools(server: MCPServer, door: Door) -> None:
 
         return await door.run("library", work)
 
-    paths_help = ("; `paths`: files or folders on this machine" if door.local_files
-                  else " (`paths` only over stdio, where the client runs on this machine)")
-    server.add_tool(add_documents, description=add_documents.__doc__ + paths_help + ".",
-                    annotations=ToolAnnotations(read_only_hint=False, destructive_hint=False,
-                                                open_world_hint=False))
 
-    @server.tool(annotations=ToolAnnotations(read_only_hint=False, destructive_hint=True,
-                                             open_world_hint=False))
+    @_tool(server, ToolAnnotations(read_only_hint=False, destructive_hint=True, open_world_hint=False))
     async def remove_document(doc_id: str, collection: str = "") -> dict[str, Any]:
         """Remove a document from the collection's library and index. An id that is not there is
         an error."""

@@ -204,6 +204,56 @@ def test_stdio_write_tools_only_with_allow_write(library, tmp_path):
     assert sorted(p.name for p in north.iterdir()) == ["harbour.md", "notes.md"]
 
 
+def test_stdio_garbage_gets_errors_and_the_server_keeps_serving(library):
+    """Raw lines on the server's stdin, as a broken client would send them: garbage, JSON nested
+    100,000 deep, a message without an id, then a proper session with a 3 MB request, a call of
+    a write tool and the seed question, still answered."""
+    import subprocess
+    import threading
+
+    settings, env = library
+    before = disk_state(settings)
+    initialize = {"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
+        "protocolVersion": "2025-06-18", "capabilities": {}, "clientInfo": {"name": "t", "version": "1"}}}
+    calls = [
+        b"{garbage", b"\xff\xfe\x00", b"[" * 100_000, b'{"jsonrpc": "2.0", "id": 5, "method": 7}',
+        json.dumps(initialize).encode(), b'{"jsonrpc": "2.0", "method": "notifications/initialized"}',
+        json.dumps({"jsonrpc": "2.0", "id": 6, "method": "tools/call", "params": {
+            "name": "search", "arguments": {"query": "Olympics " * 400_000}}}).encode(),
+        b'{"jsonrpc": "2.0", "id": 7, "method": "tools/call", "params": {"name": "remove_document", '
+        b'"arguments": {"doc_id": "' + SEED_DOC.encode() + b'"}}}',
+        json.dumps({"jsonrpc": "2.0", "id": 8, "method": "tools/call", "params": {
+            "name": "ask", "arguments": {"question": PUTIN}}}).encode(),
+    ]
+    proc = subprocess.Popen(rag_command("mcp"), env=env, cwd=ROOT, stdin=subprocess.PIPE,
+                            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+    watchdog = threading.Timer(180, proc.kill)
+    watchdog.start()
+    replies: dict[object, dict] = {}
+    try:
+        proc.stdin.write(b"\n".join(calls) + b"\n")
+        proc.stdin.flush()
+        while 8 not in replies:
+            line = proc.stdout.readline()
+            assert line, f"the server stopped; replies so far: {replies}"
+            message = json.loads(line)  # every line on stdout is JSON-RPC
+            replies[message.get("id")] = message
+    finally:
+        proc.stdin.close()
+        proc.wait(60)
+        watchdog.cancel()
+    # over stdio the SDK drops lines that are no JSON-RPC message (logging them on stderr; over
+    # HTTP they get a JSON-RPC error, below) and goes on reading
+    assert set(replies) == {1, 6, 7, 8}
+    assert "serverInfo" in replies[1]["result"]
+    assert 6 in replies  # answered: a long query is cut to max_question_chars, not refused
+    assert replies[7]["result"]["isError"] and "Unknown tool" in replies[7]["result"]["content"][0]["text"]
+    answer = replies[8]["result"]["structuredContent"]
+    assert "olympics" in answer["answer"].lower() and not answer["refused"]
+    assert proc.returncode == 0
+    assert disk_state(settings) == before
+
+
 # -- streamable HTTP ----------------------------------------------------------------------------
 @pytest.fixture(scope="module")
 def http_server(library, tmp_path_factory):
