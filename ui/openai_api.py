@@ -12,8 +12,8 @@ can be pointed at this server and get cited, checked answers from the documents.
 Same logins as the page (`Authorization: Bearer USER:PASSWORD`, see rag/users.py), same rights
 per collection (`Access.open`), and answers bounded like the page's Gradio queue, by a limiter of
 the same size beside it (Gradio's queue takes only its own events): `answer_concurrency` at once,
-at most QUEUE_SIZE waiting without holding a thread, past that 429. Errors are OpenAI-shaped: `{"error": {"message",
-"type", "param", "code"}}` with 400, 401, 404, 413 or 429.
+at most QUEUE_SIZE waiting without holding a thread, past that 429. Errors are OpenAI-shaped:
+`{"error": {"message", "type", "param", "code"}}` with 400, 401, 404, 413 or 429.
 """
 
 from __future__ import annotations
