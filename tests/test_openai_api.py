@@ -73,6 +73,10 @@ def ask(question: str, model: str = "default", **body) -> dict:
 def test_models_are_the_collections_one_may_read(server):
     assert [m.id for m in client(server).models.list()] == ["default", "north", "south"]
     assert [m.id for m in client(server, BOB).models.list()] == ["north"]
+    assert client(server, BOB).models.retrieve("north").id == "north"
+    for model in ("south", "nowhere", "..%2Fetc"):
+        response = httpx.get(f"{server[0]}/models/{model}", headers={"Authorization": f"Bearer {BOB}"})
+        assert openai_error(response, 404)["code"] == "model_not_found"
     basic = httpx.get(f"{server[0]}/models", auth=("bob", PASSWORDS["bob"]), timeout=30)
     assert [m["id"] for m in basic.json()["data"]] == ["north"]  # HTTP Basic is the same login
     for key in (None, "alice:wrong", "nobody:s3cret", "alice"):

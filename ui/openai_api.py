@@ -2,7 +2,8 @@
 model (the `openai` SDK, LangChain's `ChatOpenAI`, Open WebUI, LibreChat, editors' chat panes)
 can be pointed at this server and get cited, checked answers from the documents.
 
-- `GET /v1/models`: one model per collection the caller may read (the model id is its name).
+- `GET /v1/models`: one model per collection the caller may read (the model id is its name);
+  `GET /v1/models/NAME` one of them.
 - `POST /v1/chat/completions`, streamed (SSE) or not: the last user message is the question,
   the earlier user/assistant turns the history (a follow-up is rewritten as on the page). The
   reply's content is the answer with its [n] markers and a "Sources" list a chat UI shows; the
@@ -61,6 +62,13 @@ class OpenAIError(Exception):
         if self.status == 429:
             headers = {"Retry-After": "2"}
         return JSONResponse(self.body(), status_code=self.status, headers=headers)
+
+
+def not_found(model: str) -> OpenAIError:
+    """The same 404 for a collection that does not exist and one the caller may not read."""
+    return OpenAIError(404, f"The model {model!r} does not exist or you do not have access to it: "
+                       "GET /v1/models lists the collections you may read.", code="model_not_found",
+                       param="model")
 
 
 def sources_block(answer: Answer) -> str:
@@ -175,6 +183,19 @@ class ChatDoor:
         return JSONResponse({"object": "list", "data": [
             {"id": name, "object": "model", "created": 0, "owned_by": "rag"} for name in names]})
 
+    async def model(self, request: Request) -> Response:
+        """One model (collection) the caller may read, or 404 as for a chat with it."""
+        try:
+            user = await self.user(request)
+            name = request.path_params["model"]
+            try:
+                collection = self.service.assistant_for(name, user).collection
+            except UnknownCollection as exc:
+                raise not_found(exc.name) from None
+        except OpenAIError as exc:
+            return exc.response()
+        return JSONResponse({"id": collection, "object": "model", "created": 0, "owned_by": "rag"})
+
     async def chat(self, request: Request) -> Response:
         try:
             user = await self.user(request)
@@ -192,9 +213,7 @@ class ChatDoor:
             try:
                 assistant = self.service.assistant_for(model, user)
             except UnknownCollection as exc:
-                raise OpenAIError(404, f"The model {exc.name!r} does not exist or you do not have access "
-                                  "to it: GET /v1/models lists the collections you may read.",
-                                  code="model_not_found", param="model") from None
+                raise not_found(exc.name) from None
             if self.pending >= self.settings.answer_concurrency + QUEUE_SIZE:
                 raise OpenAIError(429, f"The server is busy: {self.pending} questions are being answered "
                                   "or waiting. Try again in a few seconds.", kind="rate_limit_error",
@@ -305,5 +324,6 @@ def routes(service: Service) -> list[Any]:
     door = ChatDoor(service)
     router = APIRouter()
     router.add_api_route("/v1/models", door.models, methods=["GET"], include_in_schema=False)
+    router.add_api_route("/v1/models/{model:path}", door.model, methods=["GET"], include_in_schema=False)
     router.add_api_route("/v1/chat/completions", door.chat, methods=["POST"], include_in_schema=False)
     return router.routes
