@@ -178,6 +178,9 @@ def test_bad_requests_get_openai_shaped_errors(server):
     assert openai_error(post(server, {**ask(PUTIN), "n": 3}), 400)["param"] == "n"
     for model in ("../etc", "/etc/passwd", "..", "default/../north", "NORTH\x00"):
         assert openai_error(post(server, ask(PUTIN, model)), 404)["code"] == "model_not_found"
+    for method, path in (("POST", "/embeddings"), ("POST", "/completions"), ("GET", "/chat/completions")):
+        response = httpx.request(method, server[0] + path, headers={"Authorization": f"Bearer {ALICE}"})
+        assert "POST /v1/chat/completions" in openai_error(response, 404)["message"]
     huge = ask("x" * 1_200_000)
     assert openai_error(post(server, huge), 413)["code"] == "request_too_large"
 

@@ -326,4 +326,13 @@ def routes(service: Service) -> list[Any]:
     router.add_api_route("/v1/models", door.models, methods=["GET"], include_in_schema=False)
     router.add_api_route("/v1/models/{model:path}", door.model, methods=["GET"], include_in_schema=False)
     router.add_api_route("/v1/chat/completions", door.chat, methods=["POST"], include_in_schema=False)
+    router.add_api_route("/v1/{rest:path}", unknown, include_in_schema=False,
+                         methods=["GET", "POST", "PUT", "PATCH", "DELETE"])
     return router.routes
+
+
+async def unknown(request: Request) -> Response:
+    """Any other /v1 path or method (embeddings, completions, GET on chat): an OpenAI-shaped 404
+    that says what there is, rather than the page's own 'Not Found'."""
+    return OpenAIError(404, f"No {request.method} {request.url.path} here: this server has GET "
+                       "/v1/models and POST /v1/chat/completions.", code="unknown_url").response()
