@@ -18,10 +18,13 @@ EXAMPLES = """examples:
   rag index ~/notes report.pdf      add files (copied into the library) and index them
   rag ask "Why did Putin travel to Beijing?"
   rag ask --json -k 6 "When did Putin arrive?"
+  rag search --json "Winter Olympics"   the passages a question retrieves
   rag list                          the indexed documents
   rag list --skipped                the files that could not be indexed, and why
   rag remove NAME.txt               drop a document from the library and the index
-  rag serve                         the web page on http://127.0.0.1:7860
+  rag serve                         the web page on http://127.0.0.1:7860 (and /v1, OpenAI-compatible)
+  rag mcp                           an MCP server on stdio (Claude Desktop, Claude Code, Cursor)
+  rag mcp --http --port 8765        the same over streamable HTTP on http://127.0.0.1:8765/mcp
   rag --collection papers index ~/papers    a collection of its own (created on first use)
   rag --collection papers ask "..."         answered from that collection only
   rag collections                   collections with their document and chunk counts
@@ -81,6 +84,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--since", metavar="YYYY-MM-DD", help="only from documents dated on or after")
     p.add_argument("--until", metavar="YYYY-MM-DD", help="only from documents dated on or before")
 
+    p = sub.add_parser("search", help="the passages a query retrieves, best first (no answer)")
+    p.add_argument("query", help="the query (quote it)")
+    p.add_argument("-k", type=int, default=None, help="number of passages")
+    p.add_argument("--json", action="store_true", help="print the passages as JSON")
+
     p = sub.add_parser("list", help="list the indexed documents")
     p.add_argument("--json", action="store_true", help="print as JSON")
     p.add_argument("--skipped", action="store_true",
@@ -96,6 +104,22 @@ def build_parser() -> argparse.ArgumentParser:
                    help="require a login: with no value, the users file (RAG_USERS_FILE, made by "
                         "`rag users add`) with each user's rights per collection; or another "
                         "users file; or USER:PASSWORD, one user with every right")
+
+    p = sub.add_parser("mcp", help="serve the documents to MCP clients (Claude Desktop, Claude Code, "
+                       "Cursor): stdio, or streamable HTTP with --http",
+                       description="Tools: search, ask, list_documents, get_document, collections "
+                       "(and add_documents, remove_document with --allow-write); resources "
+                       "rag://COLLECTION/documents/DOC_ID. Over stdio the client starts this "
+                       "command itself; --http serves http://HOST:PORT/mcp.")
+    p.add_argument("--http", action="store_true", help="streamable HTTP instead of stdio")
+    p.add_argument("--host", default="127.0.0.1", help="with --http: address to bind (default: loopback)")
+    p.add_argument("--port", type=int, default=8765, help="with --http (default: %(default)s)")
+    p.add_argument("--auth", metavar="FILE|USER:PASSWORD", nargs="?", const="",
+                   help="with --http: require `Authorization: Bearer USER:PASSWORD`, checked "
+                        "against the users file (rights per collection) or one USER:PASSWORD, "
+                        "as for rag serve")
+    p.add_argument("--allow-write", action="store_true",
+                   help="also offer add_documents and remove_document (read-only without it)")
 
     p = sub.add_parser("collections", help="list or delete collections",
                        description="With no action: every collection with its document and chunk "
@@ -495,6 +519,22 @@ def _run(args: argparse.Namespace) -> int:
                 score = f"relevance {s.relevance:.2f}" if s.relevance is not None else f"score {s.score:.3f}"
                 print(f"  [{n}] {s.title} ({s.doc_id}{date}) {score}")
         return 0
+    if args.command == "search":
+        try:
+            passages = assistant.search(args.query, args.k)
+        except QuestionError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 2
+        if args.json:
+            print(json.dumps([p.to_dict() for p in passages], indent=2, ensure_ascii=False))
+        else:
+            for n, p in enumerate(passages, start=1):
+                print(f"[{n}] {p.title} ({p.doc_id}{', ' + p.date if p.date else ''}) "
+                      f"score {p.score:.3f}, characters {p.start}-{p.end}")
+                print(f"    {' '.join(p.text.split())}")
+        return 0
+    if args.command == "mcp":
+        return _mcp(collections, settings, args)
     if args.command == "serve":
         from ui.app import serve
 
@@ -570,6 +610,21 @@ def _access(settings, auth: str | None):
     if not sep or not user or not password:
         raise ValueError("--auth takes a users file (rag users add) or USER:PASSWORD")
     return Access(Users.single(user, password))
+
+
+def _mcp(collections, settings, args: argparse.Namespace) -> int:
+    """rag mcp: stdio (the client started this process) or streamable HTTP."""
+    from .mcp_server import Door, serve_http, serve_stdio
+
+    if args.auth is not None and not args.http:
+        raise ValueError("--auth is for --http: over stdio the client runs the server as you")
+    access = _access(settings, args.auth)
+    door = Door(collections, access, allow_write=args.allow_write, local_files=not args.http)
+    if not args.http:
+        serve_stdio(door)
+        return 0
+    serve_http(door, args.host, args.port)
+    return 0
 
 
 def _collections(collections, args: argparse.Namespace) -> int:

@@ -171,6 +171,9 @@ class Settings:
         "eng", "Tesseract languages for scanned PDF pages and images, e.g. eng+deu (each needs Debian's "
         "tesseract-ocr-<lang>; more languages, more time per page).")
     upload_max_size: str = _opt("25mb", "Largest file the web page accepts (Gradio size, e.g. 100mb).")
+    max_request_kb: int = _opt(
+        1024, "Largest request body, in KiB, that rag serve's /v1 endpoints and rag mcp --http accept "
+        "(larger: 413, nothing read).")
     threads: int = _opt(help="CPU threads for torch and FAISS.", factory=_default_threads)
     answer_concurrency: int = _opt(
         2, "Questions the page works on at once: their searches and reading overlap, and with "
@@ -265,6 +268,8 @@ class Settings:
             raise ValueError("excerpt_sentences must be at least 1")
         if self.llamacpp_weights not in ("auto", "shipped", "f16", "bf16", "q8_0"):
             raise ValueError("llamacpp_weights must be auto, shipped, f16, bf16 or q8_0")
+        if self.max_request_kb < 1:
+            raise ValueError("max_request_kb must be at least 1")
         if self.answer_concurrency < 1:
             raise ValueError("answer_concurrency must be at least 1")
         if self.generator_replicas < 0:

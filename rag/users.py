@@ -10,11 +10,19 @@ Passwords are stored only as Argon2id hashes (argon2-cffi); the file is written 
 mode 0600. `write` implies `read`; `*` stands for every collection, present and future. A user
 sees only the collections they may read: the others are answered as if they did not exist.
 The server reads the file again when it changes, so `rag users add` takes effect at once.
+
+The same logins open the other doors of `rag serve` and `rag mcp --http`: an HTTP client sends
+`Authorization: Bearer USER:PASSWORD` (what an OpenAI or MCP client sends when its API key is
+`USER:PASSWORD`) or HTTP Basic. A login once verified is remembered by a hash of it (until the
+users file changes), so a client that sends it with every request pays Argon2 once.
 """
 
 from __future__ import annotations
 
+import base64
+import binascii
 import contextlib
+import hashlib
 import json
 import os
 import re
@@ -22,12 +30,21 @@ import tempfile
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from .config import collection_name
+
+if TYPE_CHECKING:
+    from .assistant import Assistant
+    from .collections import Collections
 
 ALL = "*"
 FORMAT = 1
 _USER_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.@-]{0,63}")
+
+
+class ReadOnly(PermissionError):
+    """The user may read this collection but not change it; the message is for the user."""
 
 
 def user_name(name: str) -> str:
@@ -175,12 +192,40 @@ class Users:
         self.refresh()
         return self.users.get(name) if name else None
 
+    @property
+    def version(self) -> tuple[int, int] | None:
+        """Changes when the file does (its modification time and size)."""
+        return self._stamp
+
+
+def credentials(authorization: str | None) -> tuple[str, str] | None:
+    """(USER, PASSWORD) from an Authorization header value: `Bearer USER:PASSWORD` (an API key
+    as OpenAI and MCP clients send it) or HTTP Basic; None when there is none of either."""
+    scheme, _, value = (authorization or "").strip().partition(" ")
+    value = value.strip()
+    if scheme.lower() == "basic":
+        try:
+            value = base64.b64decode(value, validate=True).decode("utf-8")
+        except (binascii.Error, UnicodeDecodeError):
+            return None
+    elif scheme.lower() != "bearer":
+        return None
+    name, sep, password = value.partition(":")
+    return (name, password) if sep and name and password else None
+
 
 class Access:
     """What each logged-in user may do; without users (no --auth) everyone may do everything."""
 
+    CACHE = 256
+    """Verified logins remembered at most (then forgotten all at once)."""
+
     def __init__(self, users: Users | None = None):
         self.users = users
+        self._verified: dict[bytes, str] = {}
+        self._verified_version: tuple[int, int] | None = None
+        self._lock = threading.Lock()
+        self._verifying = threading.Lock()
 
     @property
     def enabled(self) -> bool:
@@ -189,6 +234,38 @@ class Access:
     def login(self, name: str, password: str) -> bool:
         """Gradio's auth callable."""
         return self.users is not None and self.users.verify(name, password)
+
+    def authenticate(self, authorization: str | None) -> str | None:
+        """The user an HTTP Authorization header logs in (`Bearer USER:PASSWORD` or Basic), or
+        None. Verified logins are kept by their SHA-256 until the users file changes, so Argon2
+        (~0.1 s and 64 MB a check, on purpose) runs once per client, not once per request; and
+        one check at a time, so a burst of requests neither fills the memory nor guesses fast."""
+        if self.users is None:
+            return None
+        found = credentials(authorization)
+        if found is None:
+            return None
+        name, password = found
+        key = hashlib.sha256(f"{name}\0{password}".encode()).digest()
+        self.users.refresh()
+        with self._lock:
+            if self._verified_version != self.users.version:
+                self._verified, self._verified_version = {}, self.users.version
+            known = self._verified.get(key)
+        if known is not None:
+            return known
+        with self._verifying:
+            with self._lock:
+                known = self._verified.get(key)  # verified while this request waited
+            if known is not None:
+                return known
+            if not self.users.verify(name, password):
+                return None
+            with self._lock:
+                if len(self._verified) >= self.CACHE:
+                    self._verified.clear()
+                self._verified[key] = name
+        return name
 
     def can_read(self, user: str | None, collection: str) -> bool:
         if self.users is None:
@@ -204,3 +281,24 @@ class Access:
 
     def readable(self, user: str | None, names: list[str]) -> list[str]:
         return [n for n in names if self.can_read(user, n)]
+
+    def open(self, collections: Collections, collection: object, user: str | None = None,
+             write: bool = False) -> Assistant:
+        """The assistant of a collection the user may read (and change, with `write`): what every
+        door (the page, its API, /v1, MCP) calls, so they refuse alike. '' or None is the
+        server's own collection; a name that is no collection name (a path), one that does not
+        exist and one the user may not read are the same UnknownCollection."""
+        from .collections import UnknownCollection
+
+        if collection is None or (isinstance(collection, str) and not collection.strip()):
+            name = collections.home.collection
+        else:
+            try:
+                name = collection_name(collection)  # type: ignore[arg-type]
+            except ValueError:
+                raise UnknownCollection(str(collection)[:80]) from None
+        if not self.can_read(user, name) or not collections.exists(name):
+            raise UnknownCollection(name)
+        if write and not self.can_write(user, name):
+            raise ReadOnly(f"You may read the collection {name!r} but not change it.")
+        return collections.get(name)

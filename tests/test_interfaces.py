@@ -56,8 +56,8 @@ def test_cli_errors_are_sentences_not_tracebacks(settings_factory, tmp_path: Pat
 
 
 def test_cli_help_everywhere():
-    for args in ([], ["index"], ["ask"], ["list"], ["remove"], ["serve"], ["config"], ["models"],
-                 ["models", "install"]):
+    for args in ([], ["index"], ["ask"], ["search"], ["list"], ["remove"], ["serve"], ["mcp"], ["config"],
+                 ["models"], ["models", "install"]):
         out = subprocess.run([sys.executable, "-m", "rag.cli", *args, "--help"],
                              capture_output=True, text=True, timeout=60)
         assert out.returncode == 0 and "usage: rag" in out.stdout
@@ -106,7 +106,8 @@ def test_readme_python_examples_run(settings_factory):
     """The README's examples are run as written (in a fresh interpreter, on a copy of seeds/)."""
     readme = (ROOT / "README.md").read_text()
     blocks = [b for b in re.findall(r"```python\n(.*?)```", readme, re.DOTALL)
-              if "gradio_client" not in b]  # the HTTP API example needs a server: see test_ui_client
+              if "http://127.0.0.1:7860" not in b]  # examples that need `rag serve`: see
+    # test_ui_client (the page's HTTP API) and test_openai_api (the OpenAI-compatible API)
     assert len(blocks) >= 2, "README has python examples"
     settings = settings_factory("readme")
     env = dict(os.environ, RAG_CORPUS_DIR=str(settings.corpus_dir), RAG_INDEX_DIR=str(settings.index_dir),

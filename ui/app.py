@@ -20,10 +20,10 @@ from gradio.components.api_component import Api
 from rag.collections import Collections
 from rag.users import Access, Users
 
-from . import render
+from . import openai_api, render
 from .api import endpoints
 from .handlers import Page
-from .service import MAX_K, UPLOAD_HELP, Service
+from .service import MAX_K, QUEUE_SIZE, UPLOAD_HELP, Service
 
 log = logging.getLogger(__name__)
 
@@ -52,10 +52,12 @@ class Blocks(gr.Blocks):
         return await super().preprocess_data(block_fn, inputs, state, explicit_call)
 
 
-def build(assistant: Any, collections: Collections | None = None, access: Access | None = None):
+def build(assistant: Any, collections: Collections | None = None, access: Access | None = None,
+          service: Service | None = None):
     """The gr.Blocks page (not launched). `collections` are those the page offers (default:
-    `assistant`'s and the named ones beside it), `access` who may read and change which."""
-    service = Service(assistant, collections, access)
+    `assistant`'s and the named ones beside it), `access` who may read and change which;
+    `service` (instead of those) one shared with the /v1 routes."""
+    service = service or Service(assistant, collections, access)
     page = Page(service)
     settings = assistant.settings
     with Blocks(title=TITLE, delete_cache=(3600, 24 * 3600)) as demo:
@@ -171,7 +173,7 @@ def build(assistant: Any, collections: Collections | None = None, access: Access
         gr.api(api["collections"], api_name="collections", concurrency_limit=None)
         gr.api(api["create_collection"], api_name="create_collection", concurrency_id="library",
                concurrency_limit=1)
-    demo.queue(default_concurrency_limit=1, max_size=64)
+    demo.queue(default_concurrency_limit=1, max_size=QUEUE_SIZE)
     return demo
 
 
@@ -188,8 +190,9 @@ def launch(assistant: Any, host: str = "127.0.0.1", port: int = 7860,
            auth: tuple[str, str] | Access | None = None, *, max_file_size: str | int | None = None,
            prevent_thread_lock: bool = False, quiet: bool = False,
            collections: Collections | None = None):
-    """Build and start the page; returns the Blocks (stop it with `.close()`). `auth` is one
-    login with every right (USER, PASSWORD) or an `Access` over a users file."""
+    """Build and start the page, with the OpenAI-compatible /v1 routes (ui/openai_api.py) on
+    the same server; returns the Blocks (stop it with `.close()`). `auth` is one login with every
+    right (USER, PASSWORD) or an `Access` over a users file."""
     if isinstance(auth, tuple):
         auth = Access(Users.single(*auth))
     folder = temp_dir_for(assistant.settings)
@@ -199,8 +202,10 @@ def launch(assistant: Any, host: str = "127.0.0.1", port: int = 7860,
     # load the index and models before the first visitor, and fail early if the index is bad
     assistant.documents()
     _ = assistant.generator
-    demo = build(assistant, collections, auth)
+    service = Service(assistant, collections, auth)
+    demo = build(assistant, service=service)
     demo.launch(
+        app_kwargs={"routes": openai_api.routes(service)},  # before Gradio's own routes
         server_name=host,
         server_port=port,
         auth=auth.login if auth else None,
@@ -234,7 +239,8 @@ def serve(assistant: Any, host: str = "127.0.0.1", port: int = 7860,
                   collections=collections)
     shown = f"[{host}]" if ":" in host else host
     login = ", login required" if auth else ""
-    print(f"The page is on http://{shown}:{port}/ (Ctrl+C to stop{login})", flush=True)
+    print(f"The page is on http://{shown}:{port}/, the OpenAI-compatible API on "
+          f"http://{shown}:{port}/v1 (Ctrl+C to stop{login})", flush=True)
     try:
         demo.block_thread()
     finally:

@@ -10,10 +10,10 @@ from typing import Any
 
 from rag.answer.conversation import QuestionRewriter, as_turns
 from rag.assistant import QuestionError, safe_filename
-from rag.collections import Collections, UnknownCollection
+from rag.collections import Collections
 from rag.config import collection_name
 from rag.schema import Answer
-from rag.users import Access
+from rag.users import Access, ReadOnly
 
 from . import render
 
@@ -31,14 +31,12 @@ refuse a whole batch for one file of another type, where the library reports tha
 
 MAX_K = 12
 HISTORY_TURNS = 6
+QUEUE_SIZE = 64
+"""Questions that may wait for their turn (the page's Gradio queue, and /v1's); more get a 'busy'."""
 FRIENDLY_ERROR = (
     "Sorry, something went wrong while answering. Please try again; the details are in the "
     "server log."
 )
-
-
-class ReadOnly(PermissionError):
-    """The user may read this collection but not change it; the message is for the user."""
 
 
 class Service:
@@ -59,23 +57,9 @@ class Service:
     def home(self) -> str:
         return self.assistant.collection
 
-    def name(self, collection: Any) -> str:
-        """The collection asked for, checked ('' or None: the server's own)."""
-        if collection is None or (isinstance(collection, str) and not collection.strip()):
-            return self.home
-        try:
-            return collection_name(collection)
-        except ValueError:
-            raise UnknownCollection(str(collection)[:80]) from None
-
     def assistant_for(self, collection: Any, user: str | None = None, write: bool = False) -> Any:
         """The assistant of a collection the user may read (and change, with `write`)."""
-        name = self.name(collection)
-        if not self.access.can_read(user, name) or not self.collections.exists(name):
-            raise UnknownCollection(name)
-        if write and not self.access.can_write(user, name):
-            raise ReadOnly(f"You may read the collection {name!r} but not change it.")
-        return self.collections.get(name)
+        return self.access.open(self.collections, collection, user, write)
 
     def collection_names(self, user: str | None = None) -> list[str]:
         return self.access.readable(user, self.collections.names())

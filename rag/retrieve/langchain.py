@@ -1,4 +1,5 @@
-"""LangChain integration: the assistant's retrieval as a `BaseRetriever`."""
+"""LangChain integration: the assistant's retrieval as a `BaseRetriever`, held to LangChain's own
+standard retriever tests (`langchain-tests`, tests/test_langchain_standard.py)."""
 
 from __future__ import annotations
 
@@ -10,13 +11,16 @@ from langchain_core.retrievers import BaseRetriever
 
 
 class AssistantRetriever(BaseRetriever):
-    """Drops into any LangChain chain; metadata carries title, date, path, offsets, score."""
+    """Drops into any LangChain chain; metadata carries title, date, path, offsets, score.
+
+    `k` is the number of passages, set at construction or per call (`invoke(query, k=2)`), the
+    parameter LangChain's standard tests expect."""
 
     assistant: Any
     k: int = 4
 
     def _get_relevant_documents(
-        self, query: str, *, run_manager: CallbackManagerForRetrieverRun
+        self, query: str, *, run_manager: CallbackManagerForRetrieverRun, k: int | None = None
     ) -> list[LCDocument]:
         return [
             LCDocument(
@@ -32,5 +36,5 @@ class AssistantRetriever(BaseRetriever):
                     "chunk_id": p.chunk_id,
                 },
             )
-            for p in self.assistant.search(query, self.k)
+            for p in self.assistant.search(query, k or self.k)
         ]
