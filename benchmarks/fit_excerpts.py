@@ -31,7 +31,7 @@ import evalkit  # noqa: F401  (puts the checkout on sys.path, offline)
 import numpy as np
 
 from rag import evaluate as ev
-from rag.answer.excerpts import MODEL_FILE, SIGNALS, ExcerptReader, Reading, answer_probability
+from rag.answer.excerpts import MODEL_FILE, SIGNALS, ExcerptReader, Reading, answer_probability, ground
 from rag.answer.reader import missing_names
 from rag.generate import make_generator
 
@@ -39,18 +39,21 @@ ROOT = Path(__file__).resolve().parents[1]
 FALSE_REFUSALS = 0.05
 
 
-def reading(reader: ExcerptReader, question: str, passages: list) -> tuple[Reading | None, bool, float]:
+def reading(reader: ExcerptReader, question: str, passages: list, stored: dict | None = None
+            ) -> tuple[Reading | None, float]:
     """The model's reading of the best sentences (None when the reader refuses before asking:
-    no sentence, or a name of the question that no passage mentions), and its seconds."""
+    no sentence, or a name of the question that no passage mentions), and its seconds. A stored
+    reading keeps the model's reply, confidence and judgement and is graded again (`ground`)."""
     started = time.perf_counter()
     ranked, _, _ = reader.ranker.rank(question, passages)
     if not ranked or missing_names(question, passages):
-        return None, True, time.perf_counter() - started
-    result = None
-    for item in reader.read(question, ranked):
-        if isinstance(item, Reading):
-            result = item
-    return result, False, time.perf_counter() - started
+        return None, time.perf_counter() - started
+    if stored is None:
+        return reader.read(question, ranked), time.perf_counter() - started
+    again = Reading(reader.chosen(ranked), reply=stored["reply"], logprobs=stored["logprobs"],
+                    judge=None if stored["unknown"] else stored["signals"]["judge"],
+                    unknown=stored["unknown"])
+    return ground(question, again), stored["seconds"]
 
 
 def record(kind: str, item: ev.SquadItem, question: str, result: Reading | None, seconds: float,
@@ -67,8 +70,10 @@ def record(kind: str, item: ev.SquadItem, question: str, result: Reading | None,
 
 
 def collect(args: argparse.Namespace, path: Path) -> list[dict]:
-    """Ask every question (three ways) and keep each result as a JSON line; resumes."""
-    done = {(r["id"], r["kind"]) for r in map(json.loads, path.open())} if path.exists() else set()
+    """Ask every question (three ways); each result is one JSON line in `path`. Questions
+    answered by an earlier run are graded again from their stored reply, not asked again."""
+    fresh = path.with_suffix(".tmp")  # an interrupted run's rows count too
+    stored = {(r["id"], r["kind"]): r for f in (path, fresh) if f.exists() for r in map(json.loads, f.open())}
     items = ev._spread(ev.load_squad(args.squad), args.limit)
     split = ev.split_articles(i.title for i in ev.load_squad(args.squad))
     paragraphs: dict[str, tuple[str, str]] = {}
@@ -82,7 +87,8 @@ def collect(args: argparse.Namespace, path: Path) -> list[dict]:
     generator = make_generator(settings)
     reader = ExcerptReader(assistant.reader, generator, excerpts=args.excerpts, model={})
     k = assistant.settings.top_k
-    with path.open("a") as out:
+    rows: list[dict] = []
+    with fresh.open("w") as out:
         for n, item in enumerate(items):
             half = split[item.title]
             if half not in args.halves.split(","):
@@ -95,14 +101,16 @@ def collect(args: argparse.Namespace, path: Path) -> list[dict]:
             if swapped:
                 cases.append(("swapped", swapped, assistant.retriever.run(swapped, k)))
             for kind, question, passages in cases:
-                if (item.id, kind) in done:
-                    continue
-                result, _, seconds = reading(reader, question, passages)
-                out.write(json.dumps(record(kind, item, question, result, seconds, half)) + "\n")
+                before = stored.get((item.id, kind))
+                result, seconds = reading(reader, question, passages,
+                                          before if before and before["asked"] else None)
+                rows.append(record(kind, item, question, result, seconds, half))
+                out.write(json.dumps(rows[-1]) + "\n")
                 out.flush()
             if n % 20 == 0:
                 print(f"{n}/{len(items)} questions", file=sys.stderr)
-    return [json.loads(line) for line in path.open()]
+    fresh.replace(path)
+    return rows
 
 
 def matrix(rows: list[dict]) -> np.ndarray:

@@ -182,7 +182,7 @@ class Assistant:
             from .answer.verify import Verifier
 
             return FullReader(self.generator, Verifier(self.embedder, self.settings.verify_threshold),
-                              self.settings.max_answer_tokens)
+                              self.settings.max_answer_tokens, self.settings.min_score)
         if style == "excerpts":
             from .answer.excerpts import ExcerptReader
 

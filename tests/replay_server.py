@@ -41,9 +41,9 @@ REPLIES: dict[str, str] = {
     # the fixed refusal, in a model's own words
     "population of norway": ("The provided documents do not contain information about the "
                              "population of Norway."),
-    # every sentence invented
-    "who won the world cup": ("Argentina won the 2022 FIFA World Cup in Qatar [1]. "
-                              "Lionel Messi lifted the trophy [1]."),
+    # every sentence invented (the question's names are in the documents: the model is asked)
+    "who won the most medals": ("Norway won the most medals at the 2022 Winter Olympics [1]. "
+                                "Marit Bjoergen lifted the trophy in Beijing [1]."),
 }
 DEFAULT = "The documents don't say."
 

@@ -63,7 +63,8 @@ def test_four_cited_sentences_kept_and_the_invented_one_dropped(full, replay):
     cards = [p for p in answer.sources if p.highlights]
     assert cards and sum(len(p.highlights) for p in cards) >= 2, "every supporting span is marked"
     request = replay.requests[-1]
-    assert request["messages"][0]["role"] == "system" and "<documents>" in request["messages"][1]["content"]
+    assert request["messages"][0]["role"] == "system" and "[1]" in request["messages"][0]["content"]
+    assert request["messages"][1]["content"].startswith("Passages:\n[1] ")
     assert not request.get("stop"), "a full answer is not cut at the first line break"
 
 
@@ -89,9 +90,25 @@ def test_an_obeyed_injection_is_removed(full):
 
 def test_refusal_phrase_and_all_unsupported_give_the_refusal(full):
     assert full.ask("What is the population of Norway?").refused
-    answer = full.ask("Who won the World Cup in 2022?")
+    answer = full.ask("Who won the most medals at the 2022 Winter Olympics in Beijing?")
     assert answer.refused and answer.text == REFUSAL
     assert answer.sentences and not any(s.supported for s in answer.sentences)
+    # a name no passage mentions: refused before the model is asked
+    answer = full.ask("Who won the FIFA World Cup in 2022?")
+    assert answer.refused and not answer.sentences
+
+
+def test_true_sentences_off_the_question_are_no_answer(full, replay):
+    replay.replies["what is the capital"] = (
+        "Xi stressed that China and Russia have built a bilateral relationship based on mutual "
+        "respect for each other's sovereignty [1]. Xi stressed that China and Russia have built a "
+        "bilateral relationship based on mutual respect for each other's sovereignty [1].")
+    try:
+        answer = full.ask("What is the capital of Russia?")
+    finally:
+        del replay.replies["what is the capital"]
+    assert [s.supported for s in answer.sentences] == [True], "said twice, recorded once"
+    assert answer.refused and answer.text == REFUSAL, "true, but not about the question"
 
 
 def test_streaming_shows_only_checked_sentences(full):

@@ -32,8 +32,9 @@ from pathlib import Path
 
 from ..generate import Generator
 from ..schema import Answer, Evidence, Passage, final_answer
-from ..text import words
+from ..text import STOP_WORDS, stem, words
 from .reader import REFUSAL, GroundedReader, coverage, literal_span, missing_names, with_date, with_relevance
+from .verify import DIGITS
 
 SYSTEM = ("Answer the question with the shortest phrase from the excerpts that answers it. "
           "If the excerpts do not answer it, reply: Unknown")
@@ -91,41 +92,23 @@ class ExcerptReader:
         user = "Excerpts:\n" + "\n".join(lines) + f"\n\nQuestion: {question}"
         return [{"role": "system", "content": SYSTEM}, {"role": "user", "content": user}]
 
-    def read(self, question: str, ranked: list[Evidence]) -> Iterator[str | Reading]:
-        """Draft pieces of the model's reply, then the Reading with its signals."""
+    def read(self, question: str, ranked: list[Evidence]) -> Reading:
+        """The model's reply to the best sentences, with the signals the decision reads. The
+        reply is not streamed: it is a few words, and a draft shown before the decision could be
+        taken back by a refusal."""
         reading = Reading(self.chosen(ranked))
         messages = self.messages(question, reading.excerpts)
-        pieces: list[str] = []
         confidence: list[float] | None = [] if self.generator.scores else None
         kwargs = {"confidence": confidence} if confidence is not None else {}
-        stream = self.generator.stream(messages, self.max_new_tokens, one_line=True, **kwargs)
-        try:
-            for piece in stream:
-                pieces.append(piece)
-                yield piece
-        finally:
-            stream.close()
-        reading.reply = "".join(pieces).strip().strip('"').strip()
+        reply = self.generator.generate(messages, self.max_new_tokens, one_line=True, **kwargs)
+        reading.reply = reply.strip().strip('"').strip()
         reading.logprobs = confidence or []
         reading.unknown = not reading.reply or bool(UNKNOWN.search(reading.reply))
-        phrase = _CITATION.sub("", reading.reply).strip().rstrip(".")
-        sentences = [ev for ev in reading.excerpts if ev.date is None]
-        reading.phrase = "" if reading.unknown else literal_span(phrase, sentences)
-        reading.holding = [ev for ev in sentences if reading.phrase and literal_span(reading.phrase, [ev])]
         if not reading.unknown and self.judge:
             reading.judge = self.generator.yes_probability(
                 messages + [{"role": "assistant", "content": reading.reply},
                             {"role": "user", "content": JUDGE}])
-        best = reading.holding[0] if reading.holding else (sentences[0] if sentences else None)
-        lp = reading.logprobs or [0.0]
-        reading.signals = {
-            "min_logprob": min(lp), "mean_logprob": sum(lp) / len(lp),
-            "judge": reading.judge if reading.judge is not None else 0.5,
-            "dense": max((ev.score for ev in sentences), default=0.0),
-            "coverage": coverage(question, best.text) if best else 0.0,
-            "literal": float(bool(reading.phrase)),
-        }
-        yield reading
+        return ground(question, reading)
 
     def answers(self, reading: Reading) -> bool:
         """Do the documents answer? The fitted decision over the signals, or, for a model
@@ -146,14 +129,9 @@ class ExcerptReader:
             yield REFUSAL
             yield Answer(question, REFUSAL, passages, refused=True, method="refusal")
             return
-        reading = None
-        for item in self.read(question, ranked):
-            if isinstance(item, Reading):
-                reading = item
-            else:
-                yield item
-        assert reading is not None
+        reading = self.read(question, ranked)
         if not self.answers(reading):
+            yield REFUSAL
             yield Answer(question, REFUSAL, passages, refused=True, method="refusal")
             return
         text = " ".join(GroundedReader.extractive(ev) for ev in reading.holding)
@@ -162,10 +140,45 @@ class ExcerptReader:
         sources = [GroundedReader._highlight(p, n, reading.holding) if n in cited else p
                    for n, p in enumerate(passages, start=1)]
         short = reading.phrase if len(words(reading.phrase)) < len(words(text)) else ""
+        yield text
         yield Answer(question, text, sources, refused=False, method="excerpts", short=short)
 
 
 _CITATION = re.compile(r"\s*\[\d+\]")
+
+
+def ground(question: str, reading: Reading) -> Reading:
+    """Where the reply stands in the excerpts, and the signals: the model's own (its reply,
+    confidence and judgement) are kept, the rest is worked out from the text, so a stored reply
+    can be graded again without the model (benchmarks/fit_excerpts.py)."""
+    sentences = [ev for ev in reading.excerpts if ev.date is None]
+    reply = _CITATION.sub("", reading.reply).strip().rstrip(".")
+    reading.phrase, reading.holding, literal = "", [], 0.0
+    if not reading.unknown:
+        reading.phrase = literal_span(reply, sentences)
+        if reading.phrase:
+            reading.holding, literal = [ev for ev in sentences if literal_span(reading.phrase, [ev])], 1.0
+        else:  # the same words in another form ("2" for "two", "1500-1850" for "1500 and 1850")
+            reading.holding = [ev for ev in sentences if said_in(reply, ev.text)][:1]
+            reading.phrase, literal = (reply, 0.5) if reading.holding else ("", 0.0)
+    best = reading.holding[0] if reading.holding else (sentences[0] if sentences else None)
+    lp = reading.logprobs or [0.0]
+    reading.signals = {
+        "min_logprob": min(lp), "mean_logprob": sum(lp) / len(lp),
+        "judge": reading.judge if reading.judge is not None else 0.5,
+        "dense": max((ev.score for ev in sentences), default=0.0),
+        "coverage": coverage(question, best.text) if best else 0.0,
+        "literal": literal,
+    }
+    return reading
+
+
+def said_in(reply: str, sentence: str) -> bool:
+    """Does the sentence hold every word of the reply that carries meaning (stemmed; a number
+    as a digit or a word), so that the reply is the sentence's content in other form?"""
+    held = {stem(w) for w in words(sentence)} | {DIGITS.get(w, w) for w in words(sentence)}
+    wanted = [w for w in words(reply) if w not in STOP_WORDS]
+    return bool(wanted) and all(stem(w) in held or DIGITS.get(w, w) in held for w in wanted)
 
 
 def answer_probability(signals: dict[str, float], model: dict) -> float:

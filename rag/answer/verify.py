@@ -143,10 +143,10 @@ def lower_words(text: str) -> set[str]:
     return {w for w in re.findall(r"\b[a-z][a-z'’-]*\b", text)}
 
 
-_DIGITS = {w: str(n) for n, w in enumerate([
+DIGITS = {w: str(n) for n, w in enumerate([
     "zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine", "ten", "eleven",
     "twelve"])}
-_WORDS_OF = {d: w for w, d in _DIGITS.items()}
+_WORDS_OF = {d: w for w, d in DIGITS.items()}
 
 
 def holds_facts(sentence_facts: list[str], window: str) -> bool:
@@ -154,7 +154,7 @@ def holds_facts(sentence_facts: list[str], window: str) -> bool:
     ("Panther" / "Panthers'") but no other change."""
     lower = window.lower()
     for fact in sentence_facts:
-        digit = _DIGITS.get(fact.lower())
+        digit = DIGITS.get(fact.lower())
         if digit and re.search(rf"(?<![\d.,])\b{digit}\b(?![.,]?\d)", window):
             continue  # "nine" for "9"
         if fact in _WORDS_OF and re.search(rf"\b{_WORDS_OF[fact]}\b", lower):

@@ -13,6 +13,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from ..config import Settings
 from ..registry import Registry
@@ -79,11 +80,13 @@ class Generator(ABC):
         return None
 
     def generate(self, messages: Messages, max_new_tokens: int, one_sentence: bool = False,
-                 one_line: bool = True, copy_from: Copy | None = None) -> str:
-        if copy_from is None:  # a backend written before copying needs no `copy_from` parameter
-            return "".join(self.stream(messages, max_new_tokens, one_sentence, one_line))
-        return "".join(self.stream(messages, max_new_tokens, one_sentence, one_line,
-                                   copy_from=copy_from))
+                 one_line: bool = True, copy_from: Copy | None = None, **options: Any) -> str:
+        """The whole reply. `options` (`confidence`) are passed on only when given: a backend
+        written before them needs no such parameters, as one written before copying needs no
+        `copy_from`."""
+        if copy_from is not None:
+            options["copy_from"] = copy_from
+        return "".join(self.stream(messages, max_new_tokens, one_sentence, one_line, **options))
 
 
 GeneratorFactory = Callable[[str, Settings], Generator]
