@@ -154,12 +154,13 @@ def main() -> int:
              "weights": clf.coef_[0].tolist(), "bias": float(clf.intercept_[0]), "threshold": 0.0}
     tune_answerable = [r for r in rows if r["half"] == "tune" and r["kind"] == "answerable"]
     # the threshold: the highest that refuses at most 5 % of the tune half's answerable ones, those
-    # the model itself refused or could not quote counted first
+    # the model itself refused or could not quote counted first (past 5 % already: the highest
+    # that refuses no more of them)
     lost = sum(1 for r in tune_answerable if not (r["asked"] and not r["unknown"] and r["phrase"]))
     scores = sorted(answer_probability(r["signals"], model) for r in tune_answerable
                     if r["asked"] and not r["unknown"] and r["phrase"])
-    allowed = int(FALSE_REFUSALS * len(tune_answerable)) - lost
-    model["threshold"] = float(scores[allowed]) if 0 <= allowed < len(scores) else 0.0
+    allowed = max(0, int(FALSE_REFUSALS * len(tune_answerable)) - lost)  # none more when spent
+    model["threshold"] = float(scores[allowed]) if allowed < len(scores) else 0.0
     model["fitted_on"] = (f"tune half of {args.squad.name}: {len(tune_answerable)} answerable questions "
                           f"and their constructed unanswerables, {args.excerpts} excerpts; "
                           "benchmarks/fit_excerpts.py")
@@ -178,6 +179,8 @@ def main() -> int:
           + ", ".join(f"{s} {w:+.2f}" for s, w in zip(SIGNALS, model["weights"])))
     for half in ("tune", "held-out"):
         part = [r for r in rows if r["half"] == half]
+        if not part:
+            continue
         for label, decide in (("reply only", always), ("judge >= 0.5", unfitted), ("fitted", fitted)):
             figures = report(part, decide)
             print(f"{half:8s} {label:13s} " + ", ".join(f"{k} {v:.1f}" for k, v in figures.items()))

@@ -155,11 +155,11 @@ def ground(question: str, reading: Reading) -> Reading:
     reply = _CITATION.sub("", reading.reply).strip().rstrip(".")
     reading.phrase, reading.holding, literal = "", [], 0.0
     if not reading.unknown:
-        reading.phrase = literal_span(reply, sentences)
+        reading.phrase = quoted(reply, question, sentences)
         if reading.phrase:
             reading.holding, literal = [ev for ev in sentences if literal_span(reading.phrase, [ev])], 1.0
         else:  # the same words in another form ("2" for "two", "1500-1850" for "1500 and 1850")
-            reading.holding = [ev for ev in sentences if said_in(reply, ev.text)][:1]
+            reading.holding = [ev for ev in sentences if said_in(reply, ev.text, question)][:1]
             reading.phrase, literal = (reply, 0.5) if reading.holding else ("", 0.0)
     best = reading.holding[0] if reading.holding else (sentences[0] if sentences else None)
     lp = reading.logprobs or [0.0]
@@ -173,11 +173,44 @@ def ground(question: str, reading: Reading) -> Reading:
     return reading
 
 
-def said_in(reply: str, sentence: str) -> bool:
+def quoted(reply: str, question: str, sentences: list[Evidence]) -> str:
+    """The longest run of the reply's words that an excerpt writes word for word, as the excerpt
+    writes it, provided the rest of the reply only repeats the question ("To travel to Beijing
+    to attend the opening ceremony..." -> "to attend the opening ceremony..."); "" otherwise."""
+    found = list(_RUN.finditer(reply))
+    asked = {stem(w) for w in words(question)}
+    for size in range(len(found), 0, -1):
+        for start in range(len(found) - size + 1):
+            inside = found[start:start + size]
+            rest = found[:start] + found[start + size:]
+            if any(m.group().lower() not in STOP_WORDS | FRAMING and stem(m.group()) not in asked
+                   for m in rest):
+                continue
+            while len(inside) > 1 and (stem(inside[0].group()) in asked - STOP_WORDS
+                                       or inside[0].group().lower() in FRAMING):
+                inside = inside[1:]  # the question's own words at its edges are not the answer
+            while len(inside) > 1 and stem(inside[-1].group()) in asked - STOP_WORDS:
+                inside = inside[:-1]
+            span = literal_span(reply[inside[0].start():inside[-1].end()], sentences)
+            if span and any(w not in STOP_WORDS for w in words(span)):
+                return span
+    return ""
+
+
+_RUN = re.compile(r"[A-Za-z0-9]+(?:-[A-Za-z0-9]+)*")
+FRAMING = frozenset({"because", "since", "due", "answer", "excerpt", "excerpts", "according", "yes"})
+"""Words a reply may wrap the quoted words in ("Because it was believed to ...")."""
+
+
+def said_in(reply: str, sentence: str, question: str = "") -> bool:
     """Does the sentence hold every word of the reply that carries meaning (stemmed; a number
-    as a digit or a word), so that the reply is the sentence's content in other form?"""
-    held = {stem(w) for w in words(sentence)} | {DIGITS.get(w, w) for w in words(sentence)}
-    wanted = [w for w in words(reply) if w not in STOP_WORDS]
+    as a digit or a word; the question's own words aside), so that the reply is the sentence's
+    content in other form?"""
+    said = words(re.sub(r"(?<=\d)[-–](?=\d)", " ", sentence))  # "1500-1850" and "1500 and 1850"
+    held = {stem(w) for w in said} | {DIGITS.get(w, w) for w in said}
+    asked = {stem(w) for w in words(question)}
+    wanted = [w for w in words(re.sub(r"(?<=\d)[-–](?=\d)", " ", reply))
+              if w not in STOP_WORDS | FRAMING and stem(w) not in asked]
     return bool(wanted) and all(stem(w) in held or DIGITS.get(w, w) in held for w in wanted)
 
 

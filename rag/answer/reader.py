@@ -36,6 +36,7 @@ from .features import (
     features,
     fused_scores,
     load_model,
+    mentions,
     place_root,
     refusal_features,
     unanswerable_probability,
@@ -86,11 +87,12 @@ def missing_names(question: str, passages: list[Passage]) -> list[str]:
     """Names in the question (Norway, NATO, FIFA World Cup) of which no retrieved passage
     mentions any word, and numbers (2018) that none contains: such a question is about
     something the documents do not cover. "Olympic Games" counts as mentioned when "Olympics"
-    is; "China-Russia" when "China" or "Russia" is, "Xi's" when "Xi" is. The question's first
+    is; "China-Russia" when "China" or "Russia" is, "Xi's" when "Xi" is, "Indian" when "India"
+    is. The question's first
     word never opens a name: it is the question's shape."""
     text = " ".join(f"{p.title} {p.text}" for p in passages).lower()
     missing = [name for name in names(question, sentence_starts=False)
-               if not any(part.lower() in text for part in re.split(r"[\s\-‐–]+", name)
+               if not any(mentions(part.lower(), text) for part in re.split(r"[\s\-‐–]+", name)
                           if part and part.lower() not in CONNECTORS)]
     return missing + [n for n in re.findall(r"\b\d{2,}\b", question) if n not in text]
 
