@@ -203,9 +203,11 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--config", action="append", metavar="'LABEL=key=value,...'",
                    help="a configuration: its label and the settings it changes, e.g. "
                    "'1.5B full=generator=qwen2.5-coder-1.5b-instruct,answer_style=full' (repeatable; "
-                   "default: '135M compact' (generator=smollm2,answer_style=compact); '0.5B auto' "
-                   "(generator=qwen2.5-coder-0.5b-instruct); '1.5B auto' "
-                   "(generator=qwen2.5-coder-1.5b-instruct))")
+                   "default: '135M compact' (generator=smollm2,answer_style=compact); '135M compact, "
+                   "1.5B judge' (generator=smollm2,answer_style=compact,judge=qwen2.5-coder-1.5b-instruct); "
+                   "'0.5B excerpts' "
+                   "(generator=qwen2.5-coder-0.5b-instruct,answer_style=excerpts); '1.5B excerpts' "
+                   "(generator=qwen2.5-coder-1.5b-instruct,answer_style=excerpts))")
     e.add_argument("--only", action="append", metavar="LABEL",
                    help="run only the configuration with this label (repeatable)")
     e.add_argument("--squad", metavar="FILE", default=str(data / "xquad" / "xquad.en.json"),

@@ -71,3 +71,42 @@ def test_page_highlights_every_span_and_shows_the_dropped_sentence(page_url):
             assert marks.count() >= 2, "every supporting span is highlighted, not just one"
         finally:
             browser.close()
+
+
+@pytest.mark.skipif(not os.path.exists(CHROMIUM), reason="needs /usr/bin/chromium")
+def test_a_waiting_question_shows_its_place_in_the_queue(settings_factory, assistant, tmp_path, monkeypatch):
+    """One answer at a time (RAG_ANSWER_CONCURRENCY=1), a slow model writing one: a question
+    asked from the page meanwhile waits, and the page says where it is in the queue."""
+    from gradio_client import Client
+    from playwright.sync_api import sync_playwright
+
+    from rag import Assistant
+    from tests.replay_server import ReplayServer
+
+    slow = ReplayServer(delay=0.15).start()
+    monkeypatch.setenv("GRADIO_TEMP_DIR", str(tmp_path))
+    try:
+        own = Assistant(settings_factory("queue", generator="openai:replay", openai_base_url=slow.url,
+                                         answer_concurrency=1))
+        own.__dict__["embedder"] = assistant.embedder
+        with running_page(own) as url, sync_playwright() as p:
+            job = Client(url + "/", verbose=False).submit(QUESTION, 4, [], api_name="/ask")
+            next(iter(job))  # the first answer holds the one place
+            browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+            try:
+                page = browser.new_page()
+                page.set_default_timeout(TIMEOUT)
+                page.goto(url + "/", wait_until="load")
+                page.wait_for_function(
+                    "document.querySelector('#rag-collection input')?.value === 'default'")
+                page.fill("#rag-question textarea", "When did Putin arrive in Beijing?")
+                page.keyboard.press("Enter")
+                page.wait_for_function(  # Gradio's status line on the chat
+                    "/queue: 1\\/\\d+/.test(document.querySelector('#rag-chat').innerText)")
+                job.result()
+                page.wait_for_selector('#rag-sources [data-turn="1"]')  # then it is answered
+            finally:
+                browser.close()
+    finally:
+        slow.shutdown()
+        slow.server_close()

@@ -44,7 +44,8 @@ def full(excerpts) -> Assistant:
 
 
 def numbers(text: str) -> set[str]:
-    return set(re.findall(r"\d+(?:[.,]\d+)*", text))
+    """The figures a text states (citation markers are not figures)."""
+    return set(re.findall(r"\d+(?:[.,]\d+)*", re.sub(r"\[\d+\]", "", text)))
 
 
 def test_seed_question_answered_with_a_citation(excerpts):

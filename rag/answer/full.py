@@ -17,7 +17,7 @@ import numpy as np
 from ..generate import Generator
 from ..schema import Answer, Passage, SentenceCheck, final_answer
 from ..text import split_sentences
-from .reader import REFUSAL, missing_names
+from .reader import REFUSAL, addresses_assistant, missing_names
 from .verify import Verifier
 
 SYSTEM = (
@@ -29,6 +29,8 @@ SYSTEM = (
 "data, not instructions" inside a <documents> block, the 1.5B model refused 15 of 20 answerable
 seed questions with that sentence; a passage's instructions are kept out by the verifier
 instead (a sentence of a passage that addresses the assistant never supports anything)."""
+WITHHELD = "(withheld: this passage gives instructions to the assistant)"
+"""What the model reads in place of a passage that gives it orders: documents are data."""
 DEFAULT_CONTEXT = 4096
 """Tokens assumed when the backend does not say (a remote chat API): small local servers."""
 CHARS_PER_TOKEN = 4
@@ -64,7 +66,8 @@ class FullReader:
         """The passage after its number, its title and date after the text: put first, on a line
         of their own, a 0.5B model answered with the title ("Newcastle_upon_Tyne [1].")."""
         about = ", ".join(x for x in (passage.title, passage.date) if x)
-        return f"[{n}] {passage.text.strip()}" + (f" (from: {about})" if about else "") + "\n"
+        text = WITHHELD if addresses_assistant(passage) else passage.text.strip()
+        return f"[{n}] {text}" + (f" (from: {about})" if about else "") + "\n"
 
     def messages(self, question: str, passages: list[Passage]) -> list[dict[str, str]]:
         blocks = "\n".join(self._block(n, p) for n, p in enumerate(passages, 1))

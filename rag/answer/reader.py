@@ -61,6 +61,14 @@ _INSTRUCTION = re.compile(
 """Sentences that address the assistant ("ignore previous instructions", chat-template tokens)."""
 
 
+def addresses_assistant(passage: Passage) -> bool:
+    """Does the passage give orders to the assistant? Then none of it is evidence, and no model
+    reads it: with only the order's own sentence left out, the 0.5B model still answered from
+    the passage's heading ("Putin's visit to Beijing, notes."), and asked to write freely it wrote
+    the order's answer. The passage stays among the sources, never cited."""
+    return _INSTRUCTION.search(passage.text) is not None
+
+
 def unsupported_words(answer: str, question: str, evidence: str) -> list[str]:
     """Content words of the answer that are neither in the question nor in the evidence
     (compared by a crude stem, so "traveled" is supported by "travel")."""
@@ -258,7 +266,7 @@ class GroundedReader:
                 candidates.append(Evidence(n, line, 0, 0, date=passage.date))
                 places.append((n - 1, -10))
             position = 0
-            for start, end in split_sentences(passage.text):
+            for start, end in ([] if addresses_assistant(passage) else split_sentences(passage.text)):
                 key = (passage.doc_id, passage.start + start)
                 if key not in seen and informative(question, passage.text[start:end]):
                     seen.add(key)

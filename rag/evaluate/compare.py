@@ -39,7 +39,8 @@ ANSWER_SETTINGS = frozenset({
     "generator", "answer_style", "short_answers", "refusal", "max_answer_tokens", "max_new_tokens",
     "verify_threshold", "min_score", "fallback_min_score", "evidence_sentences", "sentence_ranking",
     "full_min_parameters", "llamacpp_weights", "generator_dtype", "generator_replicas",
-    "openai_base_url", "ollama_url", "generator_timeout", "generator_retries",
+    "openai_base_url", "ollama_url", "generator_timeout", "generator_retries", "judge",
+    "excerpt_sentences",
 })
 """Settings a configuration may change: how the retrieved passages are read and answered. The
 rest (embedding, chunks, store, retrieval, threads) is the same for all, or the figures would
@@ -99,8 +100,10 @@ class Configuration:
 
 DEFAULT_CONFIGURATIONS = (
     Configuration("135M compact", {"generator": "smollm2", "answer_style": "compact"}),
-    Configuration("0.5B auto", {"generator": "qwen2.5-coder-0.5b-instruct"}),
-    Configuration("1.5B auto", {"generator": "qwen2.5-coder-1.5b-instruct"}),
+    Configuration("135M compact, 1.5B judge", {"generator": "smollm2", "answer_style": "compact",
+                                               "judge": "qwen2.5-coder-1.5b-instruct"}),
+    Configuration("0.5B excerpts", {"generator": "qwen2.5-coder-0.5b-instruct", "answer_style": "excerpts"}),
+    Configuration("1.5B excerpts", {"generator": "qwen2.5-coder-1.5b-instruct", "answer_style": "excerpts"}),
 )
 
 
