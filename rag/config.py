@@ -155,10 +155,10 @@ class Settings:
         "dense (the embedding cosine alone).")
     short_answers: str = _opt(
         "copy", "How the in-process generator writes the short answer: copy (the answer is the best "
-        "sentence; for a what/which/why question the model's decoding is masked so that it can only "
-        "copy a span of it, the short answer; numbers, dates, names and places are found by the "
-        "typed rules) or free (a few words of its own from the two best sentences, kept when every "
-        "word is in them). Served models always write freely.")
+        "sentence; for a what/which question the model's decoding is masked so that it can only "
+        "copy a span of it, the short answer; numbers, dates, names, places and the reason clause "
+        "of a why-question are found by rules) or free (a few words of its own from the two best "
+        "sentences, kept when every word is in them). Served models always write freely.")
     judge: str = _opt(
         "", "Compact style: a capable model (a catalogue name such as qwen2.5-coder-0.5b-instruct, or "
         "any generator setting) that judges whether the best sentence answers the question, and "

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from rag.answer.span import kind_of, short_answer
+from rag.answer.reader import GroundedReader
+from rag.answer.span import asks_why, kind_of, reason_clause, short_answer
 
 PUTIN = "On Friday, Putin arrived in Beijing to attend the opening ceremony of the 2022 Winter Olympics."
 
@@ -56,3 +57,20 @@ def test_the_reader_headlines_typed_answers_only(assistant):
     assert GroundedReader.short("When did Putin arrive?", "", f"{PUTIN} [1]") == "Friday"
     answer = assistant.ask("Who did Putin meet in Beijing?")
     assert not answer.refused and answer.short and answer.short in answer.text
+
+
+@pytest.mark.parametrize("question, sentence, reason", [
+    ("Why did Putin travel to Beijing?",
+     "On Friday, Putin arrived in Beijing to attend the opening ceremony of the 2022 Winter Olympics.",
+     "to attend the opening ceremony of the 2022 Winter Olympics"),
+    ("Why did Harvard end its early admission program?",
+     "Harvard ended it because it was believed to disadvantage low-income applicants.",
+     "because it was believed to disadvantage low-income applicants"),
+    # a "to" that is no purpose ("ready to work"), and a sentence without a reason: no short answer
+    ("Why did Xi speak?", "China stands ready to work with Russia.", None),
+    ("Why did Putin travel to Beijing?", "On Friday, Putin arrived in Beijing.", None),
+])
+def test_a_why_question_is_answered_by_its_reason_or_not_at_all(question, sentence, reason):
+    assert asks_why(question)
+    assert reason_clause(question, sentence) == reason
+    assert GroundedReader.short(question, "Friday, Putin arrived in Beijing", sentence) == (reason or "")

@@ -11,10 +11,12 @@ unanswerables by benchmarks/fit_reader.py).
 A 135M-parameter model rambles on long contexts, answers from memory and paraphrases, so it
 neither picks the sentence nor writes the answer. By default (`RAG_SHORT_ANSWERS=copy`) its
 decoding is masked so that it can only copy a span of the best sentence (rag/generate/copy.py):
-that span is the short answer of a what/which/why question, the typed rules (span.py) find a
-number, date, name or place. With `free` (and for a served model, whose decoding cannot be
-masked) it writes a few words of its own from the two best sentences; they are kept when every
-word it adds is in that evidence, and the answer shows the sentences it took them from.
+that span is the short answer of a what/which question, the typed rules (span.py) find a
+number, date, name or place, and for a why-question the clause that gives the reason (or no
+short answer at all: a copied "Friday, Putin arrived in Beijing" is no reason). With `free`
+(and for a served model, whose decoding cannot be masked) it writes a few words of its own
+from the two best sentences; they are kept when every word it adds is in that evidence, and the
+answer shows the sentences it took them from.
 Either way every word shown as the answer is the documents' own.
 """
 from __future__ import annotations
@@ -42,7 +44,7 @@ from .features import (
     unanswerable_probability,
 )
 from .judge import sentence_judgement
-from .span import kind_of, short_answer
+from .span import asks_why, kind_of, reason_clause, short_answer
 
 REFUSAL = "The documents don't say."
 
@@ -398,20 +400,24 @@ class GroundedReader:
         phrase of that kind in the model's reply (free replies), else in the answer's sentences;
         for other questions, the model's copied phrase when it is shorter than the sentences."""
         body = _CITATION.sub("", text)
+        if asks_why(question):  # the clause that gives the reason, or none at all
+            found = reason_clause(question, phrase) if phrase else None
+            return found or reason_clause(question, body) or ""
         if kind_of(question) == "other":
             return phrase if phrase and len(words(phrase)) < len(words(body)) else ""
         return (short_answer(question, phrase) if phrase else None) or short_answer(question, body) or ""
 
     def _copied_phrase(self, question: str, best: Evidence,
                        evidence: list[Evidence]) -> Steps[str, None, str]:
-        """The words of the best sentence that answer a what/which/why question, as the model
+        """The words of the best sentence that answer a what/which question, as the model
         picks them with its decoding masked to copy that sentence (rag/generate/copy.py); "" when
         it copies nothing the question does not already say, or runs past the token limit. The
         answer shows the whole sentence: the ranking, not the 135M model, chooses it. Typed
         questions are left to the typed rules (span.py): on XQuAD's tune half they found the
         short answer better than in the model's phrase (F1 30.9 against 29.6 over all questions)."""
-        if self.generator is None or best.date is not None or kind_of(question) != "other":
-            return ""  # a number, date, name or place: the typed rules find it in the sentence
+        if self.generator is None or best.date is not None or kind_of(question) != "other" \
+                or asks_why(question):
+            return ""  # a number, date, name, place or reason: the rules find it in the sentence
         skip = STOP_WORDS | QUESTION_WORDS | set(words(question))
         sentence = _CITATION.sub("", best.text)
         shown = [best] + [ev for ev in evidence if ev.date is not None]

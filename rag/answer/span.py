@@ -164,3 +164,32 @@ def short_answer(question: str, text: str) -> str | None:
         return None
     _, a, b = best
     return text[tokens[a].start: tokens[b - 1].end].strip(" ,;:")
+
+
+_REASON = re.compile(r"\b(?:in order to|so as to|so that|because(?: of)?|due to|owing to|as a result of|"
+                     r"since|to)\s+(?=\w)", re.IGNORECASE)
+_CLAUSE_END = re.compile(r"[,;:.!?](?:\s|$)|\s[–—-]\s")
+
+
+def asks_why(question: str) -> bool:
+    return re.match(r"^\s*(?:(?:and|so|but)\s+)?(?:why\b|for what (?:reason|purpose)\b)",
+                    question.lower()) is not None
+
+
+def reason_clause(question: str, text: str) -> str | None:
+    """For a why-question, the clause of `text` that gives the reason ("to attend the opening
+    ceremony of the 2022 Winter Olympics", "because ..."), or None: a short answer must answer,
+    and "Friday, Putin arrived in Beijing" is no reason. A bare "to" counts only right after the
+    question's own words ("arrived in Beijing to attend"): "ready to work" is no purpose."""
+    asked = {stem(w) for w in _TOKEN.findall(question)} - {stem(w) for w in STOP_WORDS}
+    for match in _REASON.finditer(text):
+        if match.group().strip().lower() == "to":
+            before = [stem(w) for w in _TOKEN.findall(text[: match.start()])][-3:]
+            if not asked.intersection(before):
+                continue
+        end = _CLAUSE_END.search(text, match.end())
+        clause = text[match.start(): end.start() if end else len(text)].strip()
+        said = [w for w in _TOKEN.findall(clause)[1:] if w.lower() not in STOP_WORDS]
+        if said and any(stem(w) not in asked for w in said):
+            return clause
+    return None
