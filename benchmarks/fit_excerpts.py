@@ -17,6 +17,13 @@ short answer's F1 (with and without the decision).
         --model qwen2.5-coder-1.5b-instruct --work DIR [--limit 400] [--write]
 
 --write stores the decision in rag/answer/decisions.json under the model's name.
+
+With --compact-judge the same questions go through the compact path (the packaged reader's own
+refusals first), the model judges whether the best sentence answers (rag/answer/judge.py), and
+the judge's threshold is chosen by the same 5 % rule (RAG_JUDGE uses it):
+
+    python benchmarks/fit_excerpts.py ../shared/datasets/xquad/xquad.en.json \
+        --model qwen2.5-coder-1.5b-instruct --work DIR --compact-judge [--write]
 """
 
 from __future__ import annotations
