@@ -56,7 +56,7 @@ def main() -> None:
     args = parser.parse_args()
 
     items = ev._spread(ev.load_squad(args.squad), args.limit)
-    split = ev.split_articles(i.title for i in items)
+    split = ev.halves_of(ev.load_squad(args.squad))
     items = [i for i in items if split[i.title] == args.half and kind_of(i.question) == "other"]
     with tempfile.TemporaryDirectory() as work:
         assistant = ev._new_assistant(Path(work) / "corpus", Path(work) / "index")

@@ -83,7 +83,7 @@ def cases(args: argparse.Namespace) -> Iterator[tuple[Any, ev.SquadItem, str, st
     """(assistant, item, half, kind, question, passages) for each question of the chosen halves,
     asked as it is, with its own paragraph removed, and with its key name or number swapped."""
     items = ev._spread(ev.load_squad(args.squad), args.limit)
-    split = ev.split_articles(i.title for i in ev.load_squad(args.squad))
+    split = ev.halves_of(ev.load_squad(args.squad))
     paragraphs: dict[str, tuple[str, str]] = {}
     articles: dict[str, list[str]] = {}
     for item in ev.load_squad(args.squad):

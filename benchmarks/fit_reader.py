@@ -80,7 +80,7 @@ def main() -> int:
     from sklearn.linear_model import LogisticRegression
 
     items = ev.load_squad(args.squad)
-    split = ev.split_articles(i.title for i in items)
+    split = ev.halves_of(items)
     paragraphs: dict[str, tuple[str, str]] = {}
     articles: dict[str, list[str]] = {}
     for item in items:

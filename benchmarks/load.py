@@ -170,17 +170,28 @@ def run_load(url: str, questions: list[tuple[str, list[str]]], clients: int, per
     }
 
 
+def generator_name() -> str:
+    """The generator the server answers with (RAG_GENERATOR, inherited by `rag serve`)."""
+    return os.environ.get("RAG_GENERATOR", "").strip() or "smollm2"
+
+
+def section_key() -> str:
+    """The default generator's figures keep their section; another model's get their own."""
+    name = generator_name()
+    return "load" if name == "smollm2" else "load-" + name.replace(":", "-").replace("/", "-")
+
+
 def report(figures: dict, command: str) -> str:
     up = figures["upload"]
     upload = (f"an upload of one document after a third of the answers took {up['seconds']:.1f} s "
               f"with {up['in_flight']} questions still to answer, and the new document was found"
               if up.get("found") else "no upload (a running server was measured)")
     lines = [
-        "## Reliability: load",
+        "## Reliability: load" + ("" if generator_name() == "smollm2" else f", {generator_name()}"),
         "",
         f"{figures['clients']} concurrent `gradio_client` clients x {figures['per_client']} "
         f"questions each ({figures['questions']} answers) through `/ask` of a real `rag serve` on "
-        f"127.0.0.1, SmolLM2 generator; {upload}. Latency is from submitting a question to its "
+        f"127.0.0.1, generator {generator_name()}; {upload}. Latency is from submitting a question to its "
         "final answer, including the wait in the server's queue "
         f"({figures.get('concurrency', 'default')} questions worked on at once).",
         "",
@@ -219,7 +230,7 @@ def write_section(path: Path, body: str) -> None:
     benchmarks can write theirs in the same file)."""
     from rag.evaluate import write_section as write
 
-    write(path, MARK.split(":", 1)[1], body, prefix=MARK.split(":", 1)[0], header="# Performance\n")
+    write(path, section_key(), body, prefix=MARK.split(":", 1)[0], header="# Performance\n")
 
 
 def one_load(args: argparse.Namespace, spec: dict, env: dict[str, str]) -> dict:

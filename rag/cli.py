@@ -224,6 +224,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="keep every answer, score and time in FILE (written after each configuration)")
     e.add_argument("--from-json", metavar="FILE",
                    help="rebuild the table from a --json file of an earlier run; nothing is run")
+    e.add_argument("--section", metavar="NAME",
+                   help="the section of --write's file (default: compare-<squad file name>), so that "
+                   "runs of other configurations keep their own tables")
     for e in bench.choices.values():
         e.add_argument("--write", metavar="FILE.md", help="update this benchmark's section of FILE.md")
         e.add_argument("--work", metavar="DIR", default=None,
@@ -770,7 +773,7 @@ def _compare(settings, args: argparse.Namespace, command: str, work, progress: b
             **overrides)
         if args.json:
             print(f"kept every answer in {args.json}", file=sys.stderr)
-    return cmp.compare_report(comparison), f"compare-{Path(comparison.squad).stem}"
+    return cmp.compare_report(comparison), args.section or f"compare-{Path(comparison.squad).stem}"
 
 
 if __name__ == "__main__":

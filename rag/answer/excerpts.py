@@ -22,6 +22,7 @@ answer; a model without a fit uses its reply and judge alone.
 
 from __future__ import annotations
 
+import datetime
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -147,10 +148,14 @@ def ground(question: str, reading: Reading) -> Reading:
     sentences = [ev for ev in reading.excerpts if ev.date is None]
     reply = _CITATION.sub("", reading.reply).strip().rstrip(".")
     reading.phrase, reading.holding, literal = "", [], 0.0
+    dated = [ev for ev in reading.excerpts if ev.date and any(f in reply for f in date_forms(ev.date))]
     if not reading.unknown:
         reading.phrase = quoted(reply, question, sentences)
-        if reading.phrase:
-            reading.holding, literal = [ev for ev in sentences if literal_span(reading.phrase, [ev])], 1.0
+        if reading.phrase:  # the best-ranked sentence that writes it is the answer
+            reading.holding = [ev for ev in sentences if literal_span(reading.phrase, [ev])][:1]
+            literal = 1.0
+        elif dated:  # the article's date, which the excerpts give as a line of their own
+            reading.holding, reading.phrase, literal = dated[:1], dated[0].date or "", 1.0
         else:  # the same words in another form ("2" for "two", "1500-1850" for "1500 and 1850")
             reading.holding = [ev for ev in sentences if said_in(reply, ev.text, question)][:1]
             reading.phrase, literal = (reply, 0.5) if reading.holding else ("", 0.0)
@@ -164,6 +169,15 @@ def ground(question: str, reading: Reading) -> Reading:
         "literal": literal,
     }
     return reading
+
+
+def date_forms(iso: str) -> list[str]:
+    """An ISO date as a reply may write it: 2022-02-04, February 4, 2022, 4 February 2022."""
+    try:
+        day = datetime.date.fromisoformat(iso)
+    except ValueError:
+        return [iso]
+    return [iso, f"{day:%B} {day.day}, {day.year}", f"{day.day} {day:%B} {day.year}"]
 
 
 def quoted(reply: str, question: str, sentences: list[Evidence]) -> str:

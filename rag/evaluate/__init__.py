@@ -27,6 +27,7 @@ from .data import (
     SquadItem,
     _jsonl,
     _spread,
+    halves_of,
     load_beir,
     load_squad,
     split_articles,
@@ -71,7 +72,7 @@ __all__ = [
     "contains_gold", "evaluate_qa", "evaluate_retrieval", "evaluate_seed", "evaluate_unanswerable",
     "exact_match_score", "f1_score", "load_beir", "load_squad", "metric_max_over_ground_truths",
     "mrr_at_k", "ndcg_at_k", "normalize_answer", "qa_report", "recall_at_k", "retrieval_label",
-    "retrieval_metrics", "retrieval_report", "seed_report", "split_articles", "squad_scores",
+    "retrieval_metrics", "retrieval_report", "seed_report", "split_articles", "halves_of", "squad_scores",
     "swapped_question", "table", "unanswerable_report", "write_section",
     # private, but imported by scripts in benchmarks/
     "_CITATIONS", "_assistant", "_bar", "_halves", "_jsonl", "_new_assistant", "_spread",

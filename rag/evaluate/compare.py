@@ -27,7 +27,7 @@ from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
-from .data import SquadItem, _spread, articles_of, load_squad, paragraphs_of, split_articles, swapped_question
+from .data import SquadItem, _spread, articles_of, halves_of, load_squad, paragraphs_of, swapped_question
 from .metrics import answer_text
 from .qa import gold_passage, gold_retrieved, qa_scores, refused_without_own_paragraph
 from .runner import _assistant, _bar, _new_assistant
@@ -269,14 +269,13 @@ def machine_facts(threads: int) -> dict[str, Any]:
 
 
 # -- the run ------------------------------------------------------------------------------------
-def in_half(items: list[SquadItem], half: str) -> list[SquadItem]:
-    """The questions of one half of their articles, split as `rag eval qa` splits the same
-    questions (over their own titles), so the held-out figures are the ones it reports."""
+def in_half(items: list[SquadItem], half: str, split: dict[str, str]) -> list[SquadItem]:
+    """The questions of one half of the file's articles (`halves_of`: the split every fit and
+    `rag eval qa` use), so the held-out figures are the ones it reports."""
     if half not in HALF_CHOICES:
         raise ValueError(f"half is one of {', '.join(HALF_CHOICES)}")
     if half == "all":
         return items
-    split = split_articles(i.title for i in items)
     return [i for i in items if split[i.title] == half]
 
 
@@ -292,8 +291,9 @@ def compare_configurations(configurations: Sequence[Configuration], squad_file: 
     folders `rag eval qa` and `rag eval seed` use by default, so an index built by one is reused
     by the other."""
     all_items = load_squad(squad_file)
-    items = in_half(_spread(all_items, limit), half)
-    unanswerable = in_half(_spread(all_items, unanswerable_limit or limit), half)
+    split = halves_of(all_items)
+    items = in_half(_spread(all_items, limit), half, split)
+    unanswerable = in_half(_spread(all_items, unanswerable_limit or limit), half, split)
     if not items:
         raise ValueError(f"no question of the {half} half among the {limit} chosen: raise --limit")
     paragraphs = paragraphs_of(all_items)

@@ -8,7 +8,7 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
-from .data import SquadItem, _spread, articles_of, load_squad, paragraphs_of, split_articles, swapped_question
+from .data import SquadItem, _spread, articles_of, halves_of, load_squad, paragraphs_of, swapped_question
 from .metrics import (
     _CITATIONS,
     answer_text,
@@ -20,9 +20,9 @@ from .metrics import (
 from .runner import Result, _assistant, _bar, _new_assistant
 
 
-def _halves(items: list[SquadItem], per_item: dict[str, dict[str, float]]) -> dict[str, dict[str, float]]:
+def _halves(items: list[SquadItem], per_item: dict[str, dict[str, float]],
+            split: dict[str, str]) -> dict[str, dict[str, float]]:
     """Mean of each per-question measure over the tune half, the held-out half and all."""
-    split = split_articles(i.title for i in items)
     groups: dict[str, list[str]] = {"tune": [], "held-out": [], "all": []}
     for item in items:
         groups[split[item.title]].append(item.id)
@@ -71,7 +71,7 @@ def evaluate_qa(squad_file: Path, work: Path, mode: str = "rc", limit: int | Non
             bar.update(1)
     if bar is not None:
         bar.close()
-    halves = _halves(items, per_item)
+    halves = _halves(items, per_item, halves_of(load_squad(squad_file)))
     times.sort()
     return Result(
         Path(squad_file).name,
@@ -150,7 +150,7 @@ def evaluate_unanswerable(squad_file: Path, work: Path, limit: int | None = None
     if bar is not None:
         bar.close()
     halves: dict[str, dict[str, float]] = {}
-    split = split_articles(i.title for i in items)
+    split = halves_of(load_squad(squad_file))
     for name in ("tune", "held-out", "all"):
         ids = [i.id for i in items if name == "all" or split[i.title] == name]
         if not ids:
