@@ -2,13 +2,13 @@
 sentences and says which words answer; the answer is the sentence that holds those words, as
 written and cited, with the words singled out (`Answer.short`).
 
-Why not the passages in full: on two cores a 1.5B model reads about 50 tokens a second, so four
-passages (~1,000 tokens) cost twenty seconds before the first word, and a small model reading
-them drifts (it answered 4 of 22 seed questions, refusing most, when it was handed the passages
-and told how to refuse). The reader's fused ranking already puts the sentence that holds the
-answer among its best three for ~90 % of XQuAD's questions (fit on the tune half); a short
-prompt of those sentences is quick to read, and the model does what it is good at: finding the
-words that answer, across sentences. Every word shown is the documents' own.
+Why not the passages in full: on two cores a 1.5B model reads some tens of tokens a second, so
+four passages (~1,000 tokens) cost many seconds before the first word, and a small model reading
+them drifts (the 1.5B answered 4 of 22 seed questions, refusing most, when it was handed the
+passages and told how to refuse). The reader's fused ranking already puts the sentence that
+holds the answer among its best three for 90-94 % of XQuAD's questions (held-out and tune
+halves); a short prompt of those sentences is quick to read, and the model does what it is good
+at: finding the words that answer. Every word shown is the documents' own.
 
 Whether the documents answer at all is decided from signals, not from the model's say-so
 (asked to reply "Unknown", a small model almost never does): how sure the model was of its
@@ -47,9 +47,10 @@ class Reading:
     excerpts: list[Evidence]
     reply: str = ""
     phrase: str = ""
-    """The reply as the excerpts write it ("" when no excerpt holds it word for word)."""
+    """The words that answer, as an excerpt writes them (or the reply itself, when an excerpt
+    holds each of its words in another form); "" when no excerpt holds them."""
     holding: list[Evidence] = field(default_factory=list)
-    """The excerpts that hold the reply: the answer's sentences."""
+    """The best-ranked excerpt that holds the reply: the answer's sentence."""
     logprobs: list[float] = field(default_factory=list)
     judge: float | None = None
     unknown: bool = False
@@ -109,7 +110,7 @@ class ExcerptReader:
         without a fit, the model's own reply and judge."""
         if reading.unknown or not reading.phrase:
             return False
-        if self.model is None:
+        if not self.model:
             return reading.judge is None or reading.judge >= 0.5
         return answer_probability(reading.signals, self.model) >= self.model["threshold"]
 
@@ -119,12 +120,8 @@ class ExcerptReader:
     def stream(self, question: str, passages: list[Passage]) -> Iterator[str | Answer]:
         ranked, _, _ = self.ranker.rank(question, passages)
         passages = with_relevance(passages, ranked)
-        if not ranked or missing_names(question, passages):
-            yield REFUSAL
-            yield Answer(question, REFUSAL, passages, refused=True, method="refusal")
-            return
-        reading = self.read(question, ranked)
-        if not self.answers(reading):
+        if not ranked or missing_names(question, passages) or not self.answers(
+                reading := self.read(question, ranked)):
             yield REFUSAL
             yield Answer(question, REFUSAL, passages, refused=True, method="refusal")
             return
