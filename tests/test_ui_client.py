@@ -13,6 +13,7 @@ import pytest
 from rag.answer.conversation import QuestionRewriter, Turn, names, needs_context
 
 PUTIN = "Why did Putin travel to Beijing?"
+STREAMED = "What did Putin say Russia and China enjoy?"
 
 
 def free_port() -> int:
@@ -121,8 +122,12 @@ def test_ask_streams_a_cited_answer(client):
     assert first["score"] > 0 and 0 < first["relevance"] < 1  # a cosine, readable across questions
     start, end = first["highlight"]
     assert "Olympics" in first["text"][start:end]
+    # A why-question's answer is the ranked sentence itself (no model call, nothing to stream);
+    # a what-question is where the model's words stream as drafts before the checked answer.
+    updates, final = ask(client, STREAMED)
     drafts = [u for u in updates if isinstance(u, dict) and not u.get("done")]
     assert drafts, "the answer is streamed: drafts come before the final answer"
+    assert final["done"] is True and final["answer"]
 
 
 def test_follow_up_question_is_rewritten_and_retrieves_the_arrival(client):
