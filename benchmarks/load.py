@@ -170,6 +170,14 @@ def run_load(url: str, questions: list[tuple[str, list[str]]], clients: int, per
     }
 
 
+def at_once() -> int:
+    """Questions the measured server works on at once (RAG_ANSWER_CONCURRENCY, auto resolved)."""
+    from rag.config import Settings
+    from rag.generate import answers_at_once
+
+    return answers_at_once(Settings.from_env())
+
+
 def generator_name() -> str:
     """The generator the server answers with (RAG_GENERATOR, inherited by `rag serve`)."""
     return os.environ.get("RAG_GENERATOR", "").strip() or "smollm2"
@@ -193,7 +201,7 @@ def report(figures: dict, command: str) -> str:
         f"questions each ({figures['questions']} answers) through `/ask` of a real `rag serve` on "
         f"127.0.0.1, generator {generator_name()}; {upload}. Latency is from submitting a question to its "
         "final answer, including the wait in the server's queue "
-        f"({figures.get('concurrency', 'default')} questions worked on at once).",
+        f"({figures.get('concurrency') or at_once()} questions worked on at once).",
         "",
         "| | p50 | p95 |",
         "|---|---|---|",
@@ -213,8 +221,10 @@ def report(figures: dict, command: str) -> str:
         "With RAG_ANSWER_CONCURRENCY=2 two questions are worked on at once: their searches and "
         "reading overlap, and llama.cpp writes both answers at once in two contexts "
         "(RAG_GENERATOR_REPLICAS auto), each on its share of the threads, never more threads "
-        "than RAG_THREADS in all (rag/generate/llamacpp.py). With N clients waiting, a question "
-        "waits for about N / concurrency answers: p50 and p95 are mostly queueing.",
+        "than RAG_THREADS in all (rag/generate/llamacpp.py). A model file of 1 GiB or more gets "
+        "one context, so auto (0) works on one question at a time with it "
+        "(rag.generate.answers_at_once). With N clients waiting, a question waits for about "
+        "N / concurrency answers: p50 and p95 are mostly queueing.",
         *(["", "| RAG_ANSWER_CONCURRENCY | answers/s | p50 | errors |", "|---|---|---|---|"]
           + [f"| {c} | {f['throughput_per_s']:.2f} | {f['full_answer_p50'] or 0:.2f} s | "
              f"{len(f['failures'])} |" for c, f in figures.get("compared", {}).items()]

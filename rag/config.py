@@ -182,9 +182,10 @@ class Settings:
         "(larger: 413, nothing read).")
     threads: int = _opt(help="CPU threads for torch and FAISS.", factory=_default_threads)
     answer_concurrency: int = _opt(
-        2, "Questions the page works on at once: their searches and reading overlap, and with "
-        "llama.cpp their answers are written at once too (generator_replicas), sharing the threads "
-        "(benchmarks/load.py).")
+        0, "Questions the page (and /v1, MCP) works on at once: their searches and reading overlap, "
+        "and with llama.cpp their answers are written at once too (generator_replicas), sharing the "
+        "threads. 0 (auto): 2, but 1 for a llama.cpp model file of 1 GiB or more, which gets one "
+        "context (benchmarks/load.py --concurrency 1,2).")
     generator_replicas: int = _opt(
         0, "llama.cpp contexts, each writing one answer at a time: 0 (auto) gives one per concurrent "
         "answer (answer_concurrency) for a model file under 1 GB (SmolLM2's context costs ~100 MB), "
@@ -276,8 +277,8 @@ class Settings:
             raise ValueError("llamacpp_weights must be auto, shipped, f16, bf16 or q8_0")
         if self.max_request_kb < 1:
             raise ValueError("max_request_kb must be at least 1")
-        if self.answer_concurrency < 1:
-            raise ValueError("answer_concurrency must be at least 1")
+        if self.answer_concurrency < 0:
+            raise ValueError("answer_concurrency must be 0 (auto) or more")
         if self.generator_replicas < 0:
             raise ValueError("generator_replicas must be 0 (auto) or more")
         if self.generator_timeout <= 0 or self.generator_retries < 0:

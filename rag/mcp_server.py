@@ -36,7 +36,7 @@ from mcp.types import ToolAnnotations
 from .assistant import QuestionError, safe_filename
 from .collections import UnknownCollection
 from .filters import Where
-from .generate.base import GeneratorError
+from .generate.base import GeneratorError, answers_at_once
 from .users import Access, ReadOnly
 
 if TYPE_CHECKING:
@@ -81,7 +81,7 @@ class Door:
         `read`: listings and document texts, a few at once; `library`: one change at a time.
         Made in the event loop on first use (anyio's limiters belong to one)."""
         if kind not in self._limiters:
-            sizes = {"answer": self.settings.answer_concurrency, "read": 4, "library": 1}
+            sizes = {"answer": answers_at_once(self.settings), "read": 4, "library": 1}
             self._limiters[kind] = anyio.CapacityLimiter(sizes[kind])
         return self._limiters[kind]
 

@@ -164,3 +164,28 @@ def test_replicas_write_answers_at_once_within_the_thread_budget(monkeypatch):
     assert max(sum(s) for s in states) <= 2, states
     assert gen._spare == 2 and gen._active == 0  # every thread given back
     assert gen._made == 2
+
+
+def test_questions_at_once_follow_the_model_file(tmp_path):
+    """auto: two questions at once, and two contexts, for a small model file; one for a file of
+    1 GiB or more (one context: a second question would only take its cores); a set value wins."""
+    from rag.generate import answers_at_once
+    from rag.generate.base import REPLICA_MAX_BYTES
+    from rag.generate.llamacpp import replicas
+
+    small, large = tmp_path / "small.gguf", tmp_path / "large.gguf"
+    small.write_bytes(b"GGUF")
+    with large.open("wb") as f:  # sparse: no disk used
+        f.truncate(REPLICA_MAX_BYTES)
+    for gguf, expected in [(small, 2), (large, 1)]:
+        settings = Settings(generator=f"llamacpp:{gguf}")
+        assert answers_at_once(settings) == expected
+        assert replicas(gguf, settings) == expected
+    assert answers_at_once(Settings(generator="qwen2.5-coder-1.5b-instruct")) == 1  # 1.1 GB
+    assert answers_at_once(Settings(generator="qwen2.5-coder-0.5b-instruct")) == 2
+    assert answers_at_once(Settings(generator="smollm2")) == 2
+    assert answers_at_once(Settings(generator="openai:any")) == 2
+    assert answers_at_once(Settings(generator=f"llamacpp:{large}", answer_concurrency=3)) == 3
+    assert replicas(large, Settings(generator=f"llamacpp:{large}", generator_replicas=2)) == 2
+    with pytest.raises(ValueError, match="answer_concurrency"):
+        Settings(answer_concurrency=-1).validate()

@@ -18,6 +18,7 @@ import gradio as gr
 from gradio.components.api_component import Api
 
 from rag.collections import Collections
+from rag.generate import answers_at_once
 from rag.users import Access, Users
 
 from . import openai_api, render
@@ -132,7 +133,7 @@ def build(assistant: Any, collections: Collections | None = None, access: Access
         chat_io = dict(inputs=[question, chatbot, turns_state, k, collection],
                        outputs=[chatbot, question, turns_state, sources, source_doc],
                        api_visibility="private", concurrency_id="answer",
-                       concurrency_limit=settings.answer_concurrency, show_progress="hidden")
+                       concurrency_limit=answers_at_once(settings), show_progress="hidden")
         question.submit(page.on_ask, **chat_io)
         send.click(page.on_ask, **chat_io)
         chatbot.example_select(page.on_example, None, question,
@@ -162,7 +163,7 @@ def build(assistant: Any, collections: Collections | None = None, access: Access
 
         api = endpoints(service)
         gr.api(api["ask"], api_name="ask", concurrency_id="answer",
-               concurrency_limit=settings.answer_concurrency)
+               concurrency_limit=answers_at_once(settings))
         gr.api(api["rewrite"], api_name="rewrite")
         gr.api(api["documents"], api_name="documents", concurrency_limit=None)
         gr.api(api["document"], api_name="document", concurrency_limit=None)

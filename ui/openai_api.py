@@ -32,7 +32,7 @@ from fastapi.responses import JSONResponse, Response, StreamingResponse
 
 from rag.assistant import QuestionError
 from rag.collections import UnknownCollection
-from rag.generate import GeneratorError
+from rag.generate import GeneratorError, answers_at_once
 from rag.schema import Answer
 
 from . import render
@@ -138,7 +138,7 @@ class ChatDoor:
     @property
     def limiter(self) -> anyio.CapacityLimiter:
         if self._limiter is None:  # made in the server's event loop
-            self._limiter = anyio.CapacityLimiter(self.settings.answer_concurrency)
+            self._limiter = anyio.CapacityLimiter(answers_at_once(self.settings))
         return self._limiter
 
     async def user(self, request: Request) -> str | None:
@@ -214,7 +214,7 @@ class ChatDoor:
                 assistant = self.service.assistant_for(model, user)
             except UnknownCollection as exc:
                 raise not_found(exc.name) from None
-            if self.pending >= self.settings.answer_concurrency + QUEUE_SIZE:
+            if self.pending >= answers_at_once(self.settings) + QUEUE_SIZE:
                 raise OpenAIError(429, f"The server is busy: {self.pending} questions are being answered "
                                   "or waiting. Try again in a few seconds.", kind="rate_limit_error",
                                   code="queue_full")

@@ -34,7 +34,16 @@ from typing import Any
 
 from ..config import Settings
 from ..text import sentence_complete
-from .base import CATALOGUE_MODELS, GENERATORS, Generator, GeneratorError, Messages, smollm2_gguf
+from .base import (
+    CATALOGUE_MODELS,
+    GENERATORS,
+    REPLICA_MAX_BYTES,
+    Generator,
+    GeneratorError,
+    Messages,
+    answers_at_once,
+    smollm2_gguf,
+)
 from .copy import Copy, CopySpan, Vocabulary, cached_vocabulary
 
 DEFAULT_SYSTEM = "You are a helpful AI assistant named SmolLM, trained by Hugging Face"
@@ -312,17 +321,13 @@ def packaged(settings: Settings) -> Generator:
                              replicas=replicas(gguf, settings), cache_dir=settings.cache_dir)
 
 
-REPLICA_MAX_BYTES = 1 << 30
-"""generator_replicas=auto: model files under this size get a context per concurrent answer."""
-
-
 def replicas(gguf: Path, settings: Settings) -> int:
     """How many contexts: as set, or one per concurrent answer for a small model (a context's
     memory grows with the model; a second copy of a 7B model's state is not worth it)."""
     if settings.generator_replicas:
         return settings.generator_replicas
     small = gguf.is_file() and gguf.stat().st_size < REPLICA_MAX_BYTES
-    return settings.answer_concurrency if small else 1
+    return answers_at_once(settings) if small else 1
 
 
 @GENERATORS.register("llamacpp")
