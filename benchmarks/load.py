@@ -297,7 +297,7 @@ def main(argv: list[str] | None = None) -> int:
     compared: dict[str, dict] = {}
     for value in [v.strip() for v in args.concurrency.split(",") if v.strip()] or [""]:
         figures = one_load(args, spec, {"RAG_ANSWER_CONCURRENCY": value} if value else {})
-        figures["concurrency"] = value or "default"
+        figures["concurrency"] = value or f"auto: {at_once()}"
         compared[value or "default"] = figures
     figures = next(iter(compared.values()))
     figures["compared"] = {c: {k: f[k] for k in ("throughput_per_s", "full_answer_p50", "failures")}
