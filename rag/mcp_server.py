@@ -36,7 +36,8 @@ from mcp.types import ToolAnnotations
 from .assistant import QuestionError, safe_filename
 from .collections import UnknownCollection
 from .filters import Where
-from .generate.base import GeneratorError, answers_at_once
+from .generate import answers_at_once
+from .generate.base import GeneratorError
 from .users import Access, ReadOnly
 
 if TYPE_CHECKING:

@@ -170,7 +170,7 @@ def test_questions_at_once_follow_the_model_file(tmp_path):
     """auto: two questions at once, and two contexts, for a small model file; one for a file of
     1 GiB or more (one context: a second question would only take its cores); a set value wins."""
     from rag.generate import answers_at_once
-    from rag.generate.base import REPLICA_MAX_BYTES
+    from rag.generate.concurrency import REPLICA_MAX_BYTES
     from rag.generate.llamacpp import replicas
 
     small, large = tmp_path / "small.gguf", tmp_path / "large.gguf"

@@ -7,10 +7,10 @@ from .base import (
     Generator,
     GeneratorError,
     Messages,
-    answers_at_once,
     make_generator,
     smollm2_gguf,
 )
+from .concurrency import answers_at_once
 
 __all__ = ["GENERATORS", "Copy", "Generator", "GeneratorError", "Messages", "answers_at_once",
            "make_generator", "smollm2_gguf"]

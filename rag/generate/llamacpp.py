@@ -37,13 +37,12 @@ from ..text import sentence_complete
 from .base import (
     CATALOGUE_MODELS,
     GENERATORS,
-    REPLICA_MAX_BYTES,
     Generator,
     GeneratorError,
     Messages,
-    answers_at_once,
     smollm2_gguf,
 )
+from .concurrency import REPLICA_MAX_BYTES, answers_at_once
 from .copy import Copy, CopySpan, Vocabulary, cached_vocabulary
 
 DEFAULT_SYSTEM = "You are a helpful AI assistant named SmolLM, trained by Hugging Face"
