@@ -119,7 +119,7 @@ class FullReader:
         """Is this supported sentence about the question (similar enough)? Sharing its words is
         not enough: "What is the capital of Russia?" shares half of them with any sentence that
         names Russia."""
-        return float(self.verifier.embedder.encode([record.text])[0] @ asked) >= self.min_relevance
+        return float(self.verifier.vector(record.text) @ asked) >= self.min_relevance
 
     def _check(self, text: str, passages: list[Passage], records: list[SentenceCheck]
                ) -> Iterator[SentenceCheck]:

@@ -276,6 +276,16 @@ class Verifier:
         self._vectors: np.ndarray | None = None
         self._key: tuple[int, ...] = ()
         self._common: set[str] = set()
+        self._last: tuple[str, np.ndarray] | None = None
+
+    def vector(self, text: str) -> np.ndarray:
+        """The sentence's embedding, computed once: checking it against the cited passage, the
+        others and pairs of them, and the full reader's on-topic test, all need it. The last one
+        is kept (one tuple: a concurrent answer at worst computes its own again)."""
+        last = self._last
+        if last is None or last[0] != text:
+            last = self._last = (text, self.embedder.encode([text])[0])
+        return last[1]
 
     def windows(self, passages: list[Passage]) -> list[_Window]:
         """Every sentence and every pair of adjacent sentences, instruction-like ones left out."""
@@ -340,7 +350,7 @@ class Verifier:
                     and negation_held(text, self._windows[i].text)]
         if not eligible:
             return []
-        vector = self.embedder.encode([text])[0]
+        vector = self.vector(text)
         sims = self._vectors[eligible] @ vector
         return sorted(((float(s), i) for s, i in zip(sims, eligible)), reverse=True)
 
@@ -381,7 +391,7 @@ class Verifier:
         wanted = facts(text, self._common)
         figures = [f for f in wanted if _is_figure(f)]
         single = [i for i, w in enumerate(self._windows) if not w.pair]
-        vector = self.embedder.encode([text])[0]
+        vector = self.vector(text)
         near = sorted(single, key=lambda i: -float(self._vectors[i] @ vector))[:candidates]
         mine = {stem(w) for w in words(text) if w not in STOP_WORDS and w not in GENERIC}
         found: list[tuple[int, int]] = []
