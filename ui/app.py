@@ -130,10 +130,11 @@ def build(assistant: Any, collections: Collections | None = None, access: Access
                                       interactive=False, elem_id="rag-doc-text",
                                       buttons=["copy"], visible=False)
 
+        at_once = answers_at_once(settings)  # the page's chat and its /ask API share one bound
         chat_io = dict(inputs=[question, chatbot, turns_state, k, collection],
                        outputs=[chatbot, question, turns_state, sources, source_doc],
                        api_visibility="private", concurrency_id="answer",
-                       concurrency_limit=answers_at_once(settings), show_progress="hidden")
+                       concurrency_limit=at_once, show_progress="hidden")
         question.submit(page.on_ask, **chat_io)
         send.click(page.on_ask, **chat_io)
         chatbot.example_select(page.on_example, None, question,
@@ -163,7 +164,7 @@ def build(assistant: Any, collections: Collections | None = None, access: Access
 
         api = endpoints(service)
         gr.api(api["ask"], api_name="ask", concurrency_id="answer",
-               concurrency_limit=answers_at_once(settings))
+               concurrency_limit=at_once)
         gr.api(api["rewrite"], api_name="rewrite")
         gr.api(api["documents"], api_name="documents", concurrency_limit=None)
         gr.api(api["document"], api_name="document", concurrency_limit=None)

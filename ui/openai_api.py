@@ -131,6 +131,8 @@ class ChatDoor:
     def __init__(self, service: Service):
         self.service = service
         self.settings = service.assistant.settings
+        self.at_once = answers_at_once(self.settings)
+        """Questions answered at once (the page's queue has the same bound)."""
         self.pending = 0
         """Chat requests admitted and not finished: answering (answer_concurrency) or waiting."""
         self._limiter: anyio.CapacityLimiter | None = None
@@ -138,7 +140,7 @@ class ChatDoor:
     @property
     def limiter(self) -> anyio.CapacityLimiter:
         if self._limiter is None:  # made in the server's event loop
-            self._limiter = anyio.CapacityLimiter(answers_at_once(self.settings))
+            self._limiter = anyio.CapacityLimiter(self.at_once)
         return self._limiter
 
     async def user(self, request: Request) -> str | None:
@@ -214,7 +216,7 @@ class ChatDoor:
                 assistant = self.service.assistant_for(model, user)
             except UnknownCollection as exc:
                 raise not_found(exc.name) from None
-            if self.pending >= answers_at_once(self.settings) + QUEUE_SIZE:
+            if self.pending >= self.at_once + QUEUE_SIZE:
                 raise OpenAIError(429, f"The server is busy: {self.pending} questions are being answered "
                                   "or waiting. Try again in a few seconds.", kind="rate_limit_error",
                                   code="queue_full")
