@@ -82,11 +82,12 @@ def record(kind: str, item: ev.SquadItem, question: str, result: Reading | None,
 def cases(args: argparse.Namespace) -> Iterator[tuple[Any, ev.SquadItem, str, str, str, list]]:
     """(assistant, item, half, kind, question, passages) for each question of the chosen halves,
     asked as it is, with its own paragraph removed, and with its key name or number swapped."""
-    items = ev._spread(ev.load_squad(args.squad), args.limit)
-    split = ev.halves_of(ev.load_squad(args.squad))
+    every = ev.load_squad(args.squad)
+    items = ev._spread(every, args.limit)
+    split = ev.halves_of(every)
     paragraphs: dict[str, tuple[str, str]] = {}
     articles: dict[str, list[str]] = {}
-    for item in ev.load_squad(args.squad):
+    for item in every:
         if item.paragraph not in paragraphs:
             paragraphs[item.paragraph] = (item.title, item.context)
             articles.setdefault(item.title, []).append(item.context)
@@ -129,6 +130,15 @@ def collect(args: argparse.Namespace, path: Path) -> list[dict]:
     return rows
 
 
+def highest_threshold(scores: list[float], answerable: int, lost: int) -> float:
+    """The highest threshold on the answerable questions' `scores` that refuses at most
+    FALSE_REFUSALS of all `answerable` ones, the `lost` ones (refused before any score) counted
+    first; past that share already, the highest that refuses no more of them."""
+    ordered = sorted(scores)
+    allowed = max(0, int(FALSE_REFUSALS * answerable) - lost)
+    return float(ordered[allowed]) if allowed < len(ordered) else 0.0
+
+
 def compact_judge(args: argparse.Namespace) -> int:
     """The compact path with the model as its judge: the packaged reader's own refusals, then
     the judge's P(yes) for the best sentence of the rest; the threshold by the same 5 % rule."""
@@ -152,9 +162,9 @@ def compact_judge(args: argparse.Namespace) -> int:
     tune = [r for r in rows if r["half"] == "tune"]
     answerable = [r for r in tune if r["kind"] == "answerable"]
     lost = sum(r["refused"] for r in answerable)
-    scores = sorted(r["judge"] for r in answerable if not r["refused"] and r["judge"] is not None)
-    allowed = max(0, int(FALSE_REFUSALS * len(answerable)) - lost)
-    threshold = float(scores[allowed]) if allowed < len(scores) else 0.0
+    threshold = highest_threshold(
+        [r["judge"] for r in answerable if not r["refused"] and r["judge"] is not None],
+        len(answerable), lost)
     print(f"compact path judged by {args.model}: threshold {threshold:.3f}")
     for half in ("tune", "held-out"):
         part = [r for r in rows if r["half"] == half]
@@ -219,14 +229,11 @@ def main() -> int:
     model = {"signals": list(SIGNALS), "mean": mean.tolist(), "scale": scale.tolist(),
              "weights": clf.coef_[0].tolist(), "bias": float(clf.intercept_[0]), "threshold": 0.0}
     tune_answerable = [r for r in rows if r["half"] == "tune" and r["kind"] == "answerable"]
-    # the threshold: the highest that refuses at most 5 % of the tune half's answerable ones, those
-    # the model itself refused or could not quote counted first (past 5 % already: the highest
-    # that refuses no more of them)
+    # those the model itself refused or could not quote are lost before any threshold
     lost = sum(1 for r in tune_answerable if not (r["asked"] and not r["unknown"] and r["phrase"]))
-    scores = sorted(answer_probability(r["signals"], model) for r in tune_answerable
-                    if r["asked"] and not r["unknown"] and r["phrase"])
-    allowed = max(0, int(FALSE_REFUSALS * len(tune_answerable)) - lost)  # none more when spent
-    model["threshold"] = float(scores[allowed]) if allowed < len(scores) else 0.0
+    model["threshold"] = highest_threshold(
+        [answer_probability(r["signals"], model) for r in tune_answerable
+         if r["asked"] and not r["unknown"] and r["phrase"]], len(tune_answerable), lost)
     model["fitted_on"] = (f"tune half of {args.squad.name}: {len(tune_answerable)} answerable questions "
                           f"and their constructed unanswerables, {args.excerpts} excerpts; "
                           "benchmarks/fit_excerpts.py")
