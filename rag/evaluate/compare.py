@@ -195,11 +195,11 @@ class ConfigurationRun:
         seconds = [a.seconds for a in self.e2e]
         first = [a.first_text_seconds for a in self.e2e if a.first_text_seconds is not None]
         return {
-            "e2e answer contains gold %": _share(a.holds_gold for a in self.e2e),
-            "e2e short-answer F1": _mean(a.f1 for a in self.e2e),
-            "rc F1": _mean(a.f1 for a in self.rc),
-            "unanswerables refused %": _share(unanswerable),
-            "false refusals %": _share(a.refused for a in self.e2e),
+            "e2e answer contains gold %": _percent(a.holds_gold for a in self.e2e),
+            "e2e short-answer F1": _percent(a.f1 for a in self.e2e),
+            "rc F1": _percent(a.f1 for a in self.rc),
+            "unanswerables refused %": _percent(unanswerable),
+            "false refusals %": _percent(a.refused for a in self.e2e),
             "seed answerable right": _right(s for s in self.seed if s.group == "answerable"),
             "seed unanswerable right": _right(s for s in self.seed if s.group != "answerable"),
             "answer p50 s": percentile(seconds, 50),
@@ -208,13 +208,9 @@ class ConfigurationRun:
         }
 
 
-def _share(flags: Iterable[bool]) -> float | None:
-    values = list(flags)
-    return 100.0 * sum(values) / len(values) if values else None
-
-
-def _mean(scores: Iterable[float]) -> float | None:
-    values = list(scores)
+def _percent(values: Iterable[float]) -> float | None:
+    """100 x the mean: the share of true flags in %, or a 0-1 score (F1) on 0-100."""
+    values = list(values)
     return 100.0 * sum(values) / len(values) if values else None
 
 
