@@ -85,12 +85,8 @@ def cases(args: argparse.Namespace) -> Iterator[tuple[Any, ev.SquadItem, str, st
     every = ev.load_squad(args.squad)
     items = ev._spread(every, args.limit)
     split = ev.halves_of(every)
-    paragraphs: dict[str, tuple[str, str]] = {}
-    articles: dict[str, list[str]] = {}
-    for item in every:
-        if item.paragraph not in paragraphs:
-            paragraphs[item.paragraph] = (item.title, item.context)
-            articles.setdefault(item.title, []).append(item.context)
+    paragraphs = ev.paragraphs_of(every)
+    articles = ev.articles_of(paragraphs)
     assistant, mapping = ev._assistant(args.work, paragraphs, False, generator="extractive")
     k = assistant.settings.top_k
     for n, item in enumerate(items):

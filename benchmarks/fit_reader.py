@@ -81,12 +81,8 @@ def main() -> int:
 
     items = ev.load_squad(args.squad)
     split = ev.halves_of(items)
-    paragraphs: dict[str, tuple[str, str]] = {}
-    articles: dict[str, list[str]] = {}
-    for item in items:
-        if item.paragraph not in paragraphs:
-            paragraphs[item.paragraph] = (item.title, item.context)
-            articles.setdefault(item.title, []).append(item.context)
+    paragraphs = ev.paragraphs_of(items)
+    articles = ev.articles_of(paragraphs)
     assistant, mapping = ev._assistant(args.work, paragraphs, False, generator="extractive")
     reader = assistant.reader
     cached = CachedEmbedder(assistant.embedder, args.work / "embeddings.npz")

@@ -27,9 +27,11 @@ from .data import (
     SquadItem,
     _jsonl,
     _spread,
+    articles_of,
     halves_of,
     load_beir,
     load_squad,
+    paragraphs_of,
     split_articles,
     swapped_question,
 )
@@ -68,10 +70,12 @@ from .seed import evaluate_seed
 __all__ = [
     "DEFAULT_CONFIGURATIONS", "DEFAULT_DATASETS", "HALVES", "HEADER", "PUBLISHED_QA",
     "PUBLISHED_RETRIEVAL", "ROOT", "BeirData", "Comparison", "Configuration", "ConfigurationRun",
-    "Qrels", "Result", "Run", "SquadItem", "answer_text", "compare_configurations", "compare_report",
+    "Qrels", "Result", "Run", "SquadItem", "answer_text", "articles_of",
+    "compare_configurations", "compare_report",
     "contains_gold", "evaluate_qa", "evaluate_retrieval", "evaluate_seed", "evaluate_unanswerable",
     "exact_match_score", "f1_score", "load_beir", "load_squad", "metric_max_over_ground_truths",
-    "mrr_at_k", "ndcg_at_k", "normalize_answer", "qa_report", "recall_at_k", "retrieval_label",
+    "mrr_at_k", "ndcg_at_k", "normalize_answer", "paragraphs_of", "qa_report",
+    "recall_at_k", "retrieval_label",
     "retrieval_metrics", "retrieval_report", "seed_report", "split_articles", "halves_of", "squad_scores",
     "swapped_question", "table", "unanswerable_report", "write_section",
     # private, but imported by scripts in benchmarks/
